@@ -65,7 +65,7 @@ class _Fail(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
-        self.detail = detail
+        self.detail = detail if len(detail) <= 200 else detail[:197] + "..."
 
 
 def _close_paren(out: list[Any], ops: list[str]) -> None:
@@ -100,6 +100,8 @@ def _to_postfix(equation: str, max_depth: int) -> tuple[list[Any], list[int]]:
                 continue
             if tok[0] not in _DIGITS or (tok[0] == "0" and len(tok) > 1):
                 raise _Fail("invalid_syntax", f"expected a number (no leading zeros) or '(', got {tok!r}")
+            if len(tok) > 4000:  # int() refuses longer decimal strings
+                raise _Fail("too_long", f"a {len(tok)}-digit literal")
             value = int(tok)
             literals.append(value)
             out.append(value)
@@ -196,8 +198,12 @@ def check_equation(
     if num == target * den:
         return RewardResult(1.0, "ok", equation)
     g = math.gcd(num, den)
-    value = str(num // g) if den == g else f"{num // g}/{den // g}"
-    return RewardResult(0.0, "wrong_value", f"{equation} = {value}, target {target}")
+    if max(abs(num), den).bit_length() > 4096:  # str() of huge ints is slow and capped by Python
+        value = "a rational with over 1,000 digits"
+    else:
+        value = str(num // g) if den == g else f"{num // g}/{den // g}"
+    detail = f"{equation} = {value}, target {target}"
+    return RewardResult(0.0, "wrong_value", detail if len(detail) <= 200 else detail[:197] + "...")
 
 
 def _as_int(column: str, value: Any) -> int:
