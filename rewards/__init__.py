@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from rewards._contract import Completion, Reward, RewardResult, to_completion
 
+# Eager on purpose: importing the submodule ``rewards.combine`` binds the attribute ``rewards.combine`` to the
+# module, which would shadow the lazy function of the same name. The module only needs the stdlib.
+from rewards.combine import CombinedReward, combine
+
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     # format rewards
@@ -68,7 +72,6 @@ assert set(__all__[4:]) == set(_LAZY), "keep __all__ and _LAZY in step"
 
 if TYPE_CHECKING:  # pragma: no cover
     from rewards.code import code_accuracy, make_code_reward
-    from rewards.combine import CombinedReward, combine
     from rewards.countdown import countdown_accuracy, make_countdown_reward
     from rewards.format import make_think_format_reward, tag_count, think_format
     from rewards.math import make_math_reward, math_accuracy
