@@ -59,7 +59,9 @@ class CountdownEnv(ReasoningEnv):
     template_file = "countdown-v0"
     reward_columns = ("nums", "target")
 
-    def __init__(self, *, config: CountdownConfig | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, config: CountdownConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        if isinstance(config, Mapping):  # JSON env_kwargs from the command line (rlenv train / run)
+            config = CountdownConfig(**config)
         if config is not None and not isinstance(config, CountdownConfig):
             raise TypeError(f"config must be a CountdownConfig, got {type(config).__name__}")
         self._fixed_config = config
