@@ -1,0 +1,431 @@
+"""One small interface over the bundled policy and any Hugging Face causal LM: generate with log-probs, score.
+
+Key idea: the trainer needs only four things from a policy: ``generate(prompts, n, sampling)`` returning the
+completion token ids, their log-probs under the sampling policy and whether each finished; ``score(prompt_ids,
+completion_ids, routing)`` returning per-token log-probs (with grad), entropies and the MoE balance loss;
+the ``module`` to optimise; and ``save(dir)``. Both back-ends pack a batch the same way: prompts left-padded,
+completions right-padded, so the completion logits are one slice ``logits[:, P-1 : P+C-1]``.
+
+Log-probs are taken at the sampling temperature (``log_softmax(logits / T)``), as TRL does, so that rollout
+log-probs and training log-probs are the same quantity and can be used as the PPO "old" policy. Top-p / top-k
+truncation is not reflected in them (also as TRL).
+
+MoE routing replay: the bundled MoE policy returns the experts each token was routed to during generation;
+``score`` feeds them back so training sees the same experts as sampling (otherwise the importance ratio of MoE
+models is dominated by routing flips).
+
+References: TRL ``GRPOTrainer._get_per_token_logps_and_entropies``; routing replay as in "Stabilizing MoE RL"
+(Ma et al. 2025, arXiv:2510.11370, "R3").
+
+Left out on purpose: vLLM / paged KV caches, chat templates (prompts are plain text rendered by the env).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rlenv.train.losses import entropy_from_logits
+
+__all__ = ["HFPolicy", "Policy", "Rollouts", "SamplingParams", "ScoreOutput", "load_policy", "pack"]
+
+KIND_FILE = "rlenv_policy.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingParams:
+    """How to sample completions.
+
+    Attributes:
+        max_new_tokens: Completion length cap.
+        temperature: Sampling temperature (0 = greedy).
+        top_p: Nucleus threshold (1.0 = off).
+        top_k: Top-k (0 = off).
+        seed: Seed of this call's sampling (None = the global torch RNG).
+        stop_strings: Strings that end a completion (besides EOS).
+        return_routing: Also return MoE routing (bundled MoE policy only).
+    """
+
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop_strings: tuple[str, ...] = ()
+    return_routing: bool = False
+
+
+@dataclass
+class Rollouts:
+    """Flat rollouts: ``n`` completions of each prompt, adjacent (row ``i * n + j``).
+
+    Attributes:
+        prompt_ids: Prompt token ids per row.
+        completion_ids: Completion token ids per row (stop / EOS token included).
+        logprobs: Log-prob of each completion token under the sampling policy at the sampling temperature.
+        finished: False when the completion was cut at ``max_new_tokens``.
+        texts: Decoded completions (EOS removed).
+        routing: Per row, a list over MoE layers of (prompt + completion tokens, top_k) expert ids, or None.
+    """
+
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+    logprobs: list[list[float]]
+    finished: list[bool]
+    texts: list[str]
+    routing: list[list[torch.Tensor]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.completion_ids)
+
+    def select(self, rows: Sequence[int]) -> Rollouts:
+        """The rollouts of the given rows, in that order."""
+        routing = [self.routing[i] for i in rows] if self.routing is not None else None
+        return Rollouts(
+            prompt_ids=[self.prompt_ids[i] for i in rows],
+            completion_ids=[self.completion_ids[i] for i in rows],
+            logprobs=[self.logprobs[i] for i in rows],
+            finished=[self.finished[i] for i in rows],
+            texts=[self.texts[i] for i in rows],
+            routing=routing,
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Rollouts]) -> Rollouts:
+        """Concatenates rollouts row-wise."""
+        has_routing = bool(parts) and all(p.routing is not None for p in parts)
+        return Rollouts(
+            prompt_ids=[r for p in parts for r in p.prompt_ids],
+            completion_ids=[r for p in parts for r in p.completion_ids],
+            logprobs=[r for p in parts for r in p.logprobs],
+            finished=[r for p in parts for r in p.finished],
+            texts=[r for p in parts for r in p.texts],
+            routing=[r for p in parts for r in p.routing] if has_routing else None,  # type: ignore[union-attr]
+        )
+
+
+@dataclass(frozen=True)
+class ScoreOutput:
+    """Per-token log-probs of completions.
+
+    Attributes:
+        logprobs: (B, C), right-padded with zeros; carries grad when computed with grad.
+        mask: (B, C) float, 1 = real completion token.
+        entropy: (B, C) entropies (detached), or None when not requested.
+        aux_loss: Scalar MoE balance loss (0 for dense models).
+    """
+
+    logprobs: torch.Tensor
+    mask: torch.Tensor
+    entropy: torch.Tensor | None
+    aux_loss: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A packed batch: ``tokens``, ``attention_mask`` (B, P + C); ``completion_mask`` (B, C)."""
+
+    tokens: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    prompt_len: int
+
+
+def pack(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]], pad_id: int) -> Packed:
+    """Left-pads prompts and right-pads completions into one batch.
+
+    Example:
+        >>> p = pack([[5, 6], [7]], [[1], [2, 3]], pad_id=0)
+        >>> p.tokens.tolist(), p.attention_mask.tolist(), p.prompt_len
+        ([[5, 6, 1, 0], [0, 7, 2, 3]], [[1, 1, 1, 0], [0, 1, 1, 1]], 2)
+    """
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError(f"{len(prompt_ids)} prompts but {len(completion_ids)} completions")
+    width_p = max((len(p) for p in prompt_ids), default=0)
+    width_c = max(1, max((len(c) for c in completion_ids), default=1))
+    rows, masks, cmasks = [], [], []
+    for p, c in zip(prompt_ids, completion_ids, strict=True):
+        lead, tail = width_p - len(p), width_c - len(c)
+        rows.append([pad_id] * lead + list(p) + list(c) + [pad_id] * tail)
+        masks.append([0] * lead + [1] * (len(p) + len(c)) + [0] * tail)
+        cmasks.append([1] * len(c) + [0] * tail)
+    return Packed(
+        tokens=torch.tensor(rows, dtype=torch.long),  # (B, P + C)
+        attention_mask=torch.tensor(masks, dtype=torch.long),  # (B, P + C)
+        completion_mask=torch.tensor(cmasks, dtype=torch.float32),  # (B, C)
+        prompt_len=width_p,
+    )
+
+
+def completion_logprobs(
+    logits: torch.Tensor, packed: Packed, temperature: float, want_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (and entropies) of the completion tokens from full-sequence logits (B, P + C, V)."""
+    width_c = packed.completion_mask.size(1)
+    start = packed.prompt_len - 1
+    logits = logits[:, start : start + width_c].float()  # (B, C, V)
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
+    targets = packed.tokens[:, packed.prompt_len :].to(logits.device)  # (B, C)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
+    logprobs = picked - torch.logsumexp(logits, dim=-1)  # (B, C)
+    mask = packed.completion_mask.to(logits.device)  # (B, C)
+    entropy = None
+    if want_entropy:
+        with torch.no_grad():
+            entropy = entropy_from_logits(logits) * mask  # (B, C)
+    return logprobs * mask, entropy
+
+
+class Policy:
+    """Base class of the trainer's policies (see the module docstring).
+
+    Subclasses set ``module`` (the ``torch.nn.Module`` to optimise), ``pad_id``, ``eos_id`` and implement
+    ``encode``, ``decode``, ``generate``, ``forward_logits`` and ``save``.
+    """
+
+    module: torch.nn.Module
+    pad_id: int
+    eos_id: int | None
+    is_moe: bool = False
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    def generate(self, prompts: Sequence[str], n: int, sampling: SamplingParams) -> Rollouts:
+        raise NotImplementedError
+
+    def forward_logits(
+        self, packed: Packed, routing: list[torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-sequence logits (B, P + C, V) and the MoE balance loss (scalar)."""
+        raise NotImplementedError
+
+    def save(self, directory: str) -> None:
+        raise NotImplementedError
+
+    def pack_routing(self, rows: Sequence[list[torch.Tensor]], packed: Packed) -> list[torch.Tensor] | None:
+        """Lays per-row routing (per layer (len_p + len_c, k)) out like ``packed``; None if unavailable."""
+        if not rows or any(r is None or not r for r in rows):
+            return None
+        batch, width = packed.tokens.shape
+        layers, k = len(rows[0]), rows[0][0].size(-1)
+        out = [torch.full((batch, width, k), -1, dtype=torch.long) for _ in range(layers)]  # (B, P + C, k)
+        starts = (packed.attention_mask.argmax(dim=1)).tolist()
+        lengths = packed.attention_mask.sum(dim=1).tolist()
+        for b, row in enumerate(rows):
+            for layer, experts in enumerate(row):
+                take = min(int(lengths[b]), experts.size(0))
+                out[layer][b, starts[b] : starts[b] + take] = experts[:take]
+        return [r.to(self.device) for r in out]
+
+    def score(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        completion_ids: Sequence[Sequence[int]],
+        routing: Sequence[list[torch.Tensor]] | None = None,
+        *,
+        temperature: float = 1.0,
+        entropy: bool = False,
+    ) -> ScoreOutput:
+        """Per-token log-probs of ``completion_ids`` given ``prompt_ids`` (grad flows when enabled)."""
+        packed = pack(prompt_ids, completion_ids, self.pad_id)
+        layout = self.pack_routing(routing, packed) if routing is not None else None
+        logits, aux = self.forward_logits(packed, layout)  # (B, P + C, V)
+        logprobs, ent = completion_logprobs(logits, packed, temperature, entropy)
+        return ScoreOutput(logprobs, packed.completion_mask.to(logprobs.device), ent, aux)
+
+    def logprobs(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        completion_ids: Sequence[Sequence[int]],
+        routing: Sequence[list[torch.Tensor]] | None = None,
+        *,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """Per-token log-probs (B, C), right-padded with zeros."""
+        return self.score(prompt_ids, completion_ids, routing, temperature=temperature).logprobs
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device):
+    """Runs a block under ``torch.manual_seed(seed)`` without disturbing the global RNG streams."""
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        torch.manual_seed(seed)
+        yield
+
+
+def _cut(ids: list[int], stops: set[int]) -> tuple[list[int], bool]:
+    """Completion ids up to and including the first stop id, and whether one was found."""
+    for i, tok in enumerate(ids):
+        if tok in stops:
+            return ids[: i + 1], True
+    return ids, False
+
+
+class HFPolicy(Policy):
+    """Any Hugging Face causal LM plus its tokenizer.
+
+    Args:
+        model: A ``transformers`` causal LM.
+        tokenizer: Its tokenizer (needs ``eos_token_id``; the pad id falls back to EOS).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.module = model
+        self.tokenizer = tokenizer
+        self.eos_id = tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else (self.eos_id if self.eos_id is not None else 0))
+
+    @classmethod
+    def from_pretrained(cls, path: str, device: str | torch.device = "cpu") -> HFPolicy:
+        """Loads a causal LM and tokenizer saved with ``save_pretrained`` (local files only)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        return cls(model.to(device), tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def forward_logits(
+        self, packed: Packed, routing: list[torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = packed.tokens.to(self.device)  # (B, P + C)
+        mask = packed.attention_mask.to(self.device)  # (B, P + C)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P + C): left padding does not shift positions
+        out = self.module(input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=False)
+        aux = getattr(out, "aux_loss", None)
+        return out.logits, aux if aux is not None else torch.zeros((), device=self.device)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str], n: int, sampling: SamplingParams) -> Rollouts:
+        prompt_ids = [self.encode(p) for p in prompts for _ in range(n)]
+        width = max(len(p) for p in prompt_ids)
+        tokens = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompt_ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=self.device)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sampling.temperature > 0,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.eos_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+        if sampling.temperature > 0:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
+        if sampling.stop_strings:
+            kwargs.update(stop_strings=list(sampling.stop_strings), tokenizer=self.tokenizer)
+        was_training = self.module.training
+        self.module.eval()
+        with seeded(sampling.seed, self.device):
+            out = self.module.generate(input_ids=tokens, attention_mask=mask, **kwargs)
+        self.module.train(was_training)
+        new = out.sequences[:, width:]  # (B, C)
+        logits = torch.stack(out.logits, dim=1).float()  # (B, C, V)
+        temperature = sampling.temperature if sampling.temperature > 0 else 1.0
+        logp = torch.log_softmax(logits / temperature, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        return self._rollouts(prompt_ids, new.tolist(), logp.tolist(), sampling)
+
+    def _rollouts(
+        self,
+        prompt_ids: list[list[int]],
+        new: list[list[int]],
+        logp: list[list[float]],
+        sampling: SamplingParams,
+    ) -> Rollouts:
+        stops = {self.eos_id} if self.eos_id is not None else set()
+        completions, logprobs, finished, texts = [], [], [], []
+        for ids, lps in zip(new, logp, strict=True):
+            ids, done = _cut(ids, stops)
+            text = self.decode(ids)
+            if not done and sampling.stop_strings:
+                # HF stops a row at a stop string but keeps generating the other rows: cut it here.
+                for s in sampling.stop_strings:
+                    at = text.find(s)
+                    if at >= 0:
+                        ids, text, done = self._cut_text(ids, at + len(s)), text[: at + len(s)], True
+                        break
+            completions.append(ids)
+            logprobs.append(lps[: len(ids)])
+            finished.append(done)
+            texts.append(text)
+        return Rollouts(prompt_ids, completions, logprobs, finished, texts)
+
+    def _cut_text(self, ids: list[int], chars: int) -> list[int]:
+        for i in range(1, len(ids) + 1):
+            if len(self.decode(ids[:i])) >= chars:
+                return ids[:i]
+        return ids
+
+    def save(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.module.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        with open(os.path.join(directory, KIND_FILE), "w") as f:
+            json.dump({"kind": "hf"}, f)
+
+
+def resolve_directory(path: str) -> str:
+    """A checkpoint directory holds the policy in ``model/``; a model directory is used as is."""
+    inner = os.path.join(path, "model")
+    return inner if os.path.isdir(inner) else path
+
+
+def load_policy(spec: str, *, device: str | torch.device = "cpu", seed: int = 0) -> Policy:
+    """Builds a policy from a spec: a bundled preset name, a directory, or ``"hf:PATH"``.
+
+    Args:
+        spec: ``"tiny"`` / ``"small"`` (a freshly initialised bundled model, seeded by ``seed``), a directory
+            written by :meth:`Policy.save` or a stage's checkpoint, or ``"hf:PATH"`` for any local Hugging
+            Face causal LM directory.
+        device: Where to put the model.
+        seed: Initialisation seed of preset models.
+
+    Returns:
+        The policy.
+
+    Raises:
+        ValueError: If ``spec`` is neither a preset nor an existing directory.
+    """
+    if spec.startswith("hf:"):
+        return HFPolicy.from_pretrained(resolve_directory(spec[3:]), device)
+    if os.path.isdir(spec):
+        directory = resolve_directory(spec)
+        kind_path = os.path.join(directory, KIND_FILE)
+        kind = None
+        if os.path.exists(kind_path):
+            with open(kind_path) as f:
+                kind = json.load(f).get("kind")
+        if kind == "bundled":
+            from rlenv.train.bundled import BundledPolicy
+
+            return BundledPolicy.from_directory(directory, device)
+        return HFPolicy.from_pretrained(directory, device)
+    from rlenv.train.bundled import PRESETS, BundledPolicy
+
+    if spec in PRESETS:
+        return BundledPolicy.from_preset(spec, device=device, seed=seed)
+    raise ValueError(f"policy={spec!r} is neither a preset {PRESETS} nor a directory; or use 'hf:PATH'")
