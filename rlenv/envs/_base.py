@@ -231,3 +231,32 @@ class ReasoningEnv(gym.Env):
     def render(self) -> str | None:
         """``"ansi"``: the current prompt, or the last completion after a step."""
         return self._last_text if self.render_mode == "ansi" else None
+
+
+class RowTable:
+    """Rows loaded from a file or dataset, served in a per-(seed, split, epoch) shuffled order.
+
+    Item ``i`` is row ``perm_e[i % n]`` with ``e = i // n``, so every index maps to exactly one row and each
+    epoch visits all rows once; ``shuffle=False`` serves rows in file order.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], family: str, *, shuffle: bool = True) -> None:
+        if not rows:
+            raise ValueError(f"{family}: the data source has no rows")
+        self.rows, self.family, self.shuffle = rows, family, shuffle
+        self._perm_key: tuple[int, str, int] | None = None
+        self._perm: list[int] = []
+
+    def row(self, index: int, seed: int, split: str) -> dict[str, Any]:
+        """The row served as item ``index`` (a copy)."""
+        n = len(self.rows)
+        epoch, pos = divmod(index, n)
+        if not self.shuffle:
+            return dict(self.rows[pos], row=pos)
+        key = (seed, split, epoch)
+        if key != self._perm_key:
+            from rlenv.tasks._seeding import item_rng
+
+            self._perm = item_rng(self.family + "/order", seed, split, epoch).permutation(n).tolist()
+            self._perm_key = key
+        return dict(self.rows[self._perm[pos]], row=self._perm[pos])

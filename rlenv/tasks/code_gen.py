@@ -1,0 +1,193 @@
+"""Procedural function-writing tasks with generated tests: list, string and number transforms.
+
+Key idea: a task is a random pipeline of small, well-described steps (``keep the even numbers``, ``multiply
+each by 3``, ``return the sum``). The same pipeline, run by *our* reference implementation on random inputs,
+yields the expected outputs, which become ``assert name(input) == output`` tests. Difficulty (1-5) sets the
+number of steps and tests. Item ``i`` of (seed, split) comes from its own SeedSequence stream.
+
+Rows carry ``problem`` (the specification with the signature), ``entry_point`` and ``tests`` (assert
+statements), the columns ``rewards.code_accuracy`` runs in its sandbox.
+
+References: MBPP (Austin et al., 2021) for the task/test format.
+
+Left out on purpose: no classes, I/O or stdin tasks; model code is never run here (that is the reward's
+sandboxed job); only our own reference steps are executed, to compute expected outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rlenv.tasks._seeding import UniformStream, item_rng
+
+__all__ = ["KINDS", "generate", "generate_item"]
+
+Step = tuple[str, Callable[[Any], Any]]
+
+
+def _list_maps(s: UniformStream) -> list[Step]:
+    k, t = s.randint(2, 9), s.randint(-5, 20)
+    return [
+        (f"keep only the numbers greater than {t}", lambda xs: [x for x in xs if x > t]),
+        ("keep only the even numbers", lambda xs: [x for x in xs if x % 2 == 0]),
+        (f"keep only the multiples of {k}", lambda xs: [x for x in xs if x % k == 0]),
+        (f"multiply each number by {k}", lambda xs: [x * k for x in xs]),
+        (f"add {t} to each number", lambda xs: [x + t for x in xs]),
+        ("replace each number by its absolute value", lambda xs: [abs(x) for x in xs]),
+        ("square each number", lambda xs: [x * x for x in xs]),
+        ("sort the numbers in ascending order", sorted),
+        ("reverse the order of the numbers", lambda xs: xs[::-1]),
+        ("remove duplicates, keeping the first occurrence of each", lambda xs: list(dict.fromkeys(xs))),
+    ]
+
+
+_LIST_ENDS: list[Step] = [
+    ("return the sum of the numbers (0 for an empty list)", sum),
+    ("return how many numbers there are", len),
+    ("return the largest number (None for an empty list)", lambda xs: max(xs) if xs else None),
+    ("return the list", lambda xs: xs),
+]
+
+
+def _str_maps(s: UniformStream) -> list[Step]:
+    k = s.randint(1, 5)
+    c = s.choice("aeiourstln")
+    return [
+        ("reverse the string", lambda w: w[::-1]),
+        ("convert it to upper case", str.upper),
+        ("remove every vowel (a, e, i, o, u, either case)",
+         lambda w: "".join(ch for ch in w if ch not in "aeiouAEIOU")),
+        (f"replace every {c!r} with '*'", lambda w: w.replace(c, "*")),
+        (f"shift every lower-case letter {k} places forward in the alphabet, wrapping z to a",
+         lambda w: "".join(chr((ord(ch) - 97 + k) % 26 + 97) if "a" <= ch <= "z" else ch for ch in w)),
+        ("swap the case of every letter", str.swapcase),
+        (f"keep only the characters at indices 0, {k + 1}, {2 * (k + 1)}, ... (every {k + 1} steps)",
+         lambda w: w[:: k + 1]),
+        ("remove the spaces", lambda w: w.replace(" ", "")),
+    ]
+
+
+_STR_ENDS: list[Step] = [
+    ("return the string", lambda w: w),
+    ("return its length", len),
+    ("return how many distinct characters it has", lambda w: len(set(w))),
+]
+
+
+def _digit_sum(n: int) -> int:
+    return sum(int(d) for d in str(abs(n)))
+
+
+def _num_steps(s: UniformStream) -> list[Step]:
+    k = s.randint(2, 9)
+    return [
+        ("take the sum of its decimal digits", _digit_sum),
+        (f"multiply it by {k}", lambda n: n * k),
+        (f"take it modulo {k}", lambda n: n % k),
+        ("count its positive divisors (0 for n <= 0)",
+         lambda n: sum(1 for d in range(1, n + 1) if n % d == 0) if 0 < n <= 10_000 else 0),
+        ("reverse its decimal digits (keeping the sign)",
+         lambda n: (-1 if n < 0 else 1) * int(str(abs(n))[::-1])),
+        (f"add {k} to it", lambda n: n + k),
+        ("square it", lambda n: n * n),
+    ]
+
+
+def _pick(s: UniformStream, pool: list[Step], k: int) -> list[Step]:
+    """``k`` distinct steps (repeating a step would make a silly specification)."""
+    return s.shuffle(list(pool))[:k]
+
+
+def _list_task(s: UniformStream, level: int) -> tuple:
+    steps = _pick(s, _list_maps(s), min(level, 4))
+    end = s.choice(_LIST_ENDS) if level >= 2 else _LIST_ENDS[-1]
+    lo, hi = -20, 20 + 10 * level
+    def draw() -> list[int]:
+        return [s.randint(lo, hi) for _ in range(s.randint(0, 4 + 2 * level))]
+    return "xs: list[int]", "Given a list of integers xs", _pipeline(steps, end), draw, [*steps, end]
+
+
+def _str_task(s: UniformStream, level: int) -> tuple:
+    steps = _pick(s, _str_maps(s), min(level, 4))
+    end = s.choice(_STR_ENDS) if level >= 3 else _STR_ENDS[0]
+    alphabet = "abcdefghijklmnopqrstuvwxyz ABCXYZ"
+    def draw() -> str:
+        return "".join(s.choice(alphabet) for _ in range(s.randint(0, 6 + 3 * level)))
+    return "s: str", "Given a string s", _pipeline(steps, end), draw, [*steps, end]
+
+
+def _num_task(s: UniformStream, level: int) -> tuple:
+    steps = _pick(s, _num_steps(s), level + 1)
+    hi = 10 ** (1 + level // 2)
+    def draw() -> int:
+        return s.randint(-hi, hi) if level >= 3 else s.randint(0, hi)
+    return "n: int", "Given an integer n", _pipeline(steps[:-1], steps[-1]), draw, steps
+
+
+def _pipeline(steps: list[Step], end: Step) -> Callable[[Any], Any]:
+    def run(x: Any) -> Any:
+        for _, fn in steps:
+            x = fn(x)
+        return end[1](x)
+    return run
+
+
+# kind -> task builder(stream, level) -> (signature, preamble, reference, input sampler, steps)
+KINDS: dict[str, Callable[[UniformStream, int], tuple]] = {
+    "list": _list_task,
+    "string": _str_task,
+    "number": _num_task,
+}
+
+
+def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty: int = 2,
+                  kinds: tuple[str, ...] = tuple(KINDS)) -> dict[str, Any]:
+    """Item ``index`` of the (seed, split) stream: ``{"problem", "entry_point", "tests", "kind"}``.
+
+    Args:
+        index: Item index (>= 0).
+        seed: Data-set seed.
+        split: ``"train"`` or ``"test"``.
+        difficulty: 1 (one step, 4 tests) to 5 (five steps, 8 tests).
+        kinds: Task kinds to draw from, a subset of :data:`KINDS`.
+
+    Returns:
+        The specification, the function name, and the assert statements testing it.
+
+    Example:
+        >>> item = generate_item(0, seed=1, kinds=("number",))
+        >>> item["tests"][0].startswith("assert solve(")
+        True
+    """
+    if difficulty not in (1, 2, 3, 4, 5):
+        raise ValueError(f"difficulty={difficulty!r} must be in 1..5")
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise ValueError(f"kinds={kinds!r}: each must be one of {sorted(KINDS)}")
+    s = UniformStream(item_rng("code", seed, split, index))
+    kind = s.choice(tuple(kinds))
+    signature, preamble, reference, draw, steps = KINDS[kind](s, difficulty)
+    numbered = "\n".join(f"{i}. {text[0].upper()}{text[1:]}." for i, (text, _) in enumerate(steps, 1))
+    problem = (f"Write a Python function `solve({signature})`. {preamble}, apply these steps in order:\n"
+               f"{numbered}")
+    inputs: list[Any] = []
+    for _ in range(8 * (3 + difficulty)):  # distinct inputs when the input space allows
+        x = draw()
+        if x not in inputs:
+            inputs.append(x)
+        if len(inputs) == 3 + difficulty:
+            break
+    tests = [f"assert solve({x!r}) == {reference(x)!r}" for x in inputs]
+    return {"problem": problem, "entry_point": "solve", "tests": tests, "kind": kind}
+
+
+def generate(n: int, *, seed: int = 0, split: str = "train", start: int = 0, difficulty: int = 2,
+             kinds: tuple[str, ...] = tuple(KINDS)) -> list[dict[str, Any]]:
+    """Items ``start .. start + n - 1`` (see :func:`generate_item`).
+
+    Example:
+        >>> len(generate(3, seed=0, difficulty=5))
+        3
+    """
+    return [generate_item(i, seed=seed, split=split, difficulty=difficulty, kinds=kinds)
+            for i in range(start, start + n)]
