@@ -1,0 +1,542 @@
+"""Training text for the recipes: generic arithmetic, countdown's sibling tasks, and solver-written traces.
+
+Three corpora feed the three starts of an R1-style experiment (see :mod:`rlenv.train.recipes`):
+
+* ``"arithmetic"`` -- generic pretraining text: single operations ``a op b=c``, step-by-step evaluations of
+  small expressions and expressions with their values. It never contains the countdown prompt or the
+  ``<think>``/``<answer>`` format, so a model pretrained on it is an honest "base model" (R1's start).
+* ``"siblings"`` -- tasks next to countdown, in the countdown prompt template, for R1-Zero: *evaluate this
+  expression* and *write any equation that uses these numbers*. They teach the template, the tags and the
+  arithmetic, never the search for a target, so pure RL still has to discover countdown itself.
+* ``"countdown_sft"`` -- R1's cold start: countdown problems from the environment's *train* split solved by
+  the environment's solver (:func:`rlenv.tasks.countdown.solve_steps`) and written as short traces.
+
+Key idea: the prototype's bottleneck was the arithmetic inside ``<think>``, so the traces are shaped for a
+tiny character-level model: one operation per line written exactly as in the pretraining text (``a op b=c``,
+no spaces, no prose), the numbers still unused after each step in brackets (``[63 35]``, the state a search
+needs), and the last line checked against the target (``ok``). A fraction of traces first shows one failed
+attempt (``... no``) before the solution, which gives RL a behaviour to reinforce (try, check, retry) instead
+of a single guess. The answer is the equation with minimal parentheses. A trace for ``[44, 19, 35] -> 98``::
+
+    <think>
+    44+19=63 [63 35]
+    63+35=98 ok
+    </think>
+    <answer>44+19+35</answer>
+
+Seeds: every corpus draws from its own :class:`random.Random` stream keyed by ``(corpus, seed)``; countdown
+problems come from the environment's ``split="train"`` stream, which shares no item with ``split="test"``
+(the evaluation split), so no evaluation item is ever trained on.
+
+References: DeepSeek-R1 (cold-start SFT before RL), TinyZero (countdown, the R1-Zero template), "Teaching
+Arithmetic to Small Transformers" (Lee et al. 2023: formats with explicit intermediate steps learn faster).
+
+Left out on purpose: natural-language reasoning text, and any target-hitting sibling task (that would be
+countdown under another name).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Literal, get_args
+
+__all__ = [
+    "CorpusName",
+    "Step",
+    "countdown_completion",
+    "countdown_sft_rows",
+    "equation_from_steps",
+    "format_trace",
+    "make_corpus",
+    "search_trace",
+    "sibling_rows",
+]
+
+CorpusName = Literal["arithmetic", "siblings", "countdown_sft"]
+Step = tuple[int, str, int, int]
+"""One solver step ``(a, op, b, result)`` meaning ``a op b = result``."""
+
+_OPS = ("+", "-", "*", "/")
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+_MAX_N = 10_000_000
+
+
+def _check_n_seed(n: int, seed: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= _MAX_N:
+        raise ValueError(f"n must be an int in [0, {_MAX_N}], got {n!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+
+
+def _rng(corpus: str, seed: int) -> random.Random:
+    # String seeds are hashed (SHA-512) by random.Random, so each (corpus, seed) is its own stream.
+    return random.Random(f"rlenv.train.corpus/{corpus}/{seed}")
+
+
+def _apply(a: int, op: str, b: int) -> int | None:
+    """``a op b`` when it stays a non-negative integer (the countdown convention for steps), else None."""
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b if a >= b else None
+    if op == "*":
+        return a * b
+    return a // b if b != 0 and a % b == 0 else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Equations and traces from solver steps
+
+
+def equation_from_steps(nums: Sequence[int], steps: Sequence[Step]) -> str:
+    """Writes solver steps as one equation over ``nums`` with minimal parentheses.
+
+    Each step consumes two available values (the given numbers or earlier results) and produces one; the
+    expression of the last result is the equation.
+
+    Args:
+        nums: The given numbers.
+        steps: Ordered ``(a, op, b, result)`` steps, each using available values.
+
+    Returns:
+        The equation, without spaces, e.g. ``"(44-19)*4"``.
+
+    Raises:
+        ValueError: When a step uses a value that is not available or its result is wrong.
+
+    Example:
+        >>> equation_from_steps([44, 19, 35], [(44, "+", 19, 63), (63, "+", 35, 98)])
+        '44+19+35'
+        >>> equation_from_steps([3, 5, 2], [(5, "-", 2, 3), (3, "*", 3, 9)])
+        '3*(5-2)'
+    """
+    pool: list[tuple[int, str, int]] = [(v, str(v), 3) for v in nums]  # (value, text, precedence)
+    for a, op, b, result in steps:
+        if op not in _PRECEDENCE or Fraction(_apply_exact(a, op, b)) != result:
+            raise ValueError(f"bad step {(a, op, b, result)!r}: allowed ops {_OPS} with the exact result")
+        left, right = _take(pool, a, (a, op, b)), _take(pool, b, (a, op, b))
+        prec = _PRECEDENCE[op]
+        lt = f"({left[1]})" if left[2] < prec else left[1]
+        # The right operand of - and / needs parentheses at equal precedence: a-(b+c), a/(b*c).
+        rt = f"({right[1]})" if right[2] < prec or (right[2] == prec and op in "-/") else right[1]
+        pool.append((result, f"{lt}{op}{rt}", prec))
+    if len(pool) != 1:
+        raise ValueError(f"steps {list(steps)!r} leave {len(pool)} values; they must use every number once")
+    return pool[0][1]
+
+
+def _apply_exact(a: int, op: str, b: int) -> Fraction:
+    if op == "/" and b == 0:
+        return Fraction(-1, 7)  # never an integer result: reported as a bad step
+    return {"+": Fraction(a) + b, "-": Fraction(a) - b, "*": Fraction(a) * b}.get(op, Fraction(a, b or 1))
+
+
+def _take(pool: list[tuple[int, str, int]], value: int, step: tuple) -> tuple[int, str, int]:
+    for i, item in enumerate(pool):
+        if item[0] == value:
+            return pool.pop(i)
+    raise ValueError(f"step {step!r} uses {value}, which is not available (have {[p[0] for p in pool]})")
+
+
+def _trace_lines(nums: Sequence[int], steps: Sequence[Step], target: int) -> list[str]:
+    """One line per step; the remaining values in brackets, the last line checked against the target."""
+    left = list(nums)
+    lines = []
+    for i, (a, op, b, result) in enumerate(steps):
+        left.remove(a)
+        left.remove(b)
+        left.insert(0, result)
+        line = f"{a}{op}{b}={result}"
+        if i < len(steps) - 1:
+            lines.append(f"{line} [{' '.join(map(str, left))}]")
+        else:
+            lines.append(f"{line} {'ok' if result == target else 'no'}")
+    return lines
+
+
+def format_trace(
+    nums: Sequence[int],
+    target: int,
+    steps: Sequence[Step],
+    *,
+    failed: Sequence[Step] = (),
+    prefilled_think: bool = False,
+) -> str:
+    """Writes a countdown solution as a short ``<think>`` trace followed by the ``<answer>`` equation.
+
+    Args:
+        nums: The given numbers.
+        target: The target value; ``steps`` must reach it.
+        steps: The solution, ordered ``(a, op, b, result)`` steps using every number once.
+        failed: Optional steps of one failed attempt, shown (and marked ``no``) before the solution.
+        prefilled_think: Leave out the opening ``<think>`` because the prompt already ends with it
+            (TinyZero's template).
+
+    Returns:
+        The completion text.
+
+    Raises:
+        ValueError: When ``steps`` are inconsistent with ``nums`` or do not reach ``target``.
+
+    Example:
+        >>> print(format_trace([44, 19, 35], 98, [(44, "+", 19, 63), (63, "+", 35, 98)]))
+        <think>
+        44+19=63 [63 35]
+        63+35=98 ok
+        </think>
+        <answer>44+19+35</answer>
+    """
+    equation = equation_from_steps(nums, steps)
+    if not steps or steps[-1][3] != target:
+        raise ValueError(f"steps {list(steps)!r} do not reach the target {target}")
+    lines = []
+    if failed:
+        equation_from_steps(nums, failed)  # validates the attempt
+        lines += _trace_lines(nums, failed, target)
+    lines += _trace_lines(nums, steps, target)
+    opening = "" if prefilled_think else "<think>"
+    return f"{opening}\n" + "\n".join(lines) + f"\n</think>\n<answer>{equation}</answer>"
+
+
+def _solver_combine(a: int, op: str, b: int) -> int | None:
+    """The environment solver's integer rules (``a >= b``): positive differences, exact division by > 1."""
+    if op == "-":
+        return a - b if a > b else None
+    if op == "/":
+        return a // b if b > 1 and a % b == 0 else None
+    return _apply(a, op, b)
+
+
+def search_trace(
+    nums: Sequence[int], target: int, *, max_lines: int = 16
+) -> tuple[list[str], list[Step]] | None:
+    """The lines of a depth-first search for ``target``, in the environment solver's order, and its solution.
+
+    Every line is one operation the model can check locally: a partial step shows the values left
+    (``49+31=80 [80 42]``), a complete combination is marked ``ok`` or ``no``; the search stops at the
+    first ``ok``. Pairs are taken in order, larger value first, operators in ``+ - * /`` order, exactly as
+    :func:`rlenv.tasks.countdown.solve_steps` explores them, so the trace is a fixed procedure rather than a
+    guess.
+
+    Args:
+        nums: The given numbers.
+        target: The target.
+        max_lines: Give up (return None) when the search needs more lines than this.
+
+    Returns:
+        ``(lines, solution_steps)``, or None when there is no solution within ``max_lines`` lines.
+
+    Example:
+        >>> lines, steps = search_trace([49, 31, 42], 60)
+        >>> lines[-2:], steps
+        (['49-31=18 [18 42]', '42+18=60 ok'], [(49, '-', 31, 18), (42, '+', 18, 60)])
+    """
+    lines: list[str] = []
+    path: list[Step] = []
+
+    def visit(pool: list[int]) -> bool:
+        for i in range(len(pool)):
+            for j in range(i + 1, len(pool)):
+                a, b = max(pool[i], pool[j]), min(pool[i], pool[j])
+                rest = [v for k, v in enumerate(pool) if k not in (i, j)]
+                for op in _OPS:
+                    value = _solver_combine(a, op, b)
+                    if value is None:
+                        continue
+                    if len(lines) >= max_lines:
+                        return False
+                    path.append((a, op, b, value))
+                    if not rest:
+                        lines.append(f"{a}{op}{b}={value} {'ok' if value == target else 'no'}")
+                        if value == target:
+                            return True
+                    else:
+                        lines.append(f"{a}{op}{b}={value} [{' '.join(map(str, [value, *rest]))}]")
+                        if visit([value, *rest]):
+                            return True
+                    path.pop()
+        return False
+
+    return (lines, path) if visit(list(nums)) else None
+
+
+def _random_steps(nums: Sequence[int], rng: random.Random, max_value: int = 10_000) -> list[Step]:
+    """A random sequence of valid steps combining all of ``nums`` (results non-negative integers)."""
+    for _ in range(100):
+        pool = list(nums)
+        steps: list[Step] = []
+        while len(pool) > 1:
+            i, j = rng.sample(range(len(pool)), 2)
+            a, b = max(pool[i], pool[j]), min(pool[i], pool[j])  # the solver's convention
+            op = rng.choice(_OPS)
+            result = _solver_combine(a, op, b)
+            if result is None or result > max_value:
+                break
+            steps.append((a, op, b, result))
+            pool = [v for k, v in enumerate(pool) if k not in (i, j)] + [result]
+        else:
+            return steps
+    # Always possible: add everything.
+    pool, steps = list(nums), []
+    while len(pool) > 1:
+        a, b = pool.pop(0), pool.pop(0)
+        steps.append((a, "+", b, a + b))
+        pool.insert(0, a + b)
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generic arithmetic (pretraining)
+
+
+def _operands(rng: random.Random) -> tuple[int, str, int, int]:
+    """One operation with the operand sizes countdown traces meet (given numbers and intermediate results)."""
+    while True:
+        op = rng.choice(_OPS)
+        a = rng.randint(1, 100) if rng.random() < 0.7 else rng.randint(1, 1000)
+        b = rng.randint(1, 100) if rng.random() < 0.85 else rng.randint(1, 1000)
+        if op == "/":
+            b = rng.randint(1, 30)
+            a = b * rng.randint(1, 100)  # exact division
+        elif op == "-" and a < b:
+            a, b = b, a
+        result = _apply(a, op, b)
+        if result is not None and result <= 100_000:
+            return a, op, b, result
+
+
+def _arithmetic_document(rng: random.Random, n_lines: int = 12) -> str:
+    lines = []
+    for _ in range(n_lines):
+        kind = rng.random()
+        if kind < 0.6:  # a single operation
+            a, op, b, c = _operands(rng)
+            lines.append(f"{a}{op}{b}={c}")
+        else:  # a small expression, evaluated step by step (same line format) or in one go
+            nums = [rng.randint(1, 100) for _ in range(rng.randint(2, 4))]
+            steps = _random_steps(nums, rng)
+            expression = equation_from_steps(nums, steps)
+            worked = [f"{a}{op}{b}={c}" for a, op, b, c in steps]
+            if kind < 0.75:  # expression -> steps (evaluation)
+                lines += [expression, *worked]
+            elif kind < 0.9:  # steps -> expression (what an <answer> after a trace needs)
+                lines += [*worked, f"{expression}={steps[-1][3]}"]
+            else:
+                lines.append(f"{expression}={steps[-1][3]}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Prompts: through the environment's template files, so prompts are exactly what RL and evaluation show
+
+_ANY_QUESTION = (
+    "Using the numbers {nums}, create any equation. You can use basic arithmetic operations (+, -, *, /) "
+    "and each number can only be used once. Put the equation (without the = sign) in <answer> </answer> "
+    "tags, for example <answer> (1 + 2) / 3 </answer>."
+)
+_EVAL_QUESTION = (
+    "Evaluate the expression {expression}. Put the value in <answer> </answer> tags, for example "
+    "<answer> 7 </answer>."
+)
+
+
+def _frame(question: str, template: str) -> str:
+    """Puts a question into the countdown template's framing (``... User: {question} Assistant:``)."""
+    from rlenv.templates import load_template
+
+    data = load_template("countdown-v0")
+    specs = data["templates"]
+    if template not in specs or "prompt" not in specs[template]:
+        allowed = sorted(k for k, v in specs.items() if "prompt" in v)
+        raise ValueError(f"template={template!r} is not a text template; allowed: {allowed}")
+    prompt = specs[template]["prompt"]
+    if "{question}" not in prompt:
+        raise ValueError(f"template={template!r} spells the countdown question out; use 'r1zero'")
+    return prompt.replace("{question}", question)
+
+
+def _countdown_env(split: str, template: str | None, **env_kwargs):
+    import gymnasium as gym
+
+    import rlenv  # noqa: F401  (registers the environments)
+
+    if template is not None:
+        env_kwargs["template"] = template
+    return gym.make("rlenv/Countdown-v0", split=split, **env_kwargs).unwrapped
+
+
+def _prefilled(prompt: str) -> bool:
+    opened = prompt.rfind("<think>")
+    return opened >= 0 and prompt.find("</think>", opened) < 0
+
+
+def _opening(prompt: str) -> str:
+    return "" if _prefilled(prompt) else "<think>"
+
+
+def countdown_completion(nums: Sequence[int], target: int, rng: random.Random, *, style: str = "search",
+                         failed_fraction: float = 0.25, prompt: str = "") -> str | None:
+    """One solver-written completion for a countdown item (None when the solver finds no solution).
+
+    ``style="search"`` writes the solver's depth-first search (:func:`search_trace`, falling back to the
+    direct style when the search is longer than 16 lines); ``"direct"`` writes only the solution, after one
+    failed attempt in a ``failed_fraction`` share of items.
+
+    Example:
+        >>> print(countdown_completion([44, 19, 35], 98, random.Random(0)))
+        <think>
+        44+19=63 [63 35]
+        63+35=98 ok
+        </think>
+        <answer>44+19+35</answer>
+    """
+    if style not in ("search", "direct"):
+        raise ValueError(f"style={style!r} is not one of ('search', 'direct')")
+    found = search_trace(nums, target) if style == "search" else None
+    if found is not None:
+        lines, steps = found
+        equation = equation_from_steps(nums, steps)
+        return f"{_opening(prompt)}\n" + "\n".join(lines) + f"\n</think>\n<answer>{equation}</answer>"
+    from rlenv.tasks.countdown import solve_steps
+
+    solution = solve_steps(list(nums), target)
+    if solution is None:
+        return None
+    failed: list[Step] = []
+    if len(nums) > 1 and rng.random() < failed_fraction:
+        attempt = _random_steps(nums, rng)
+        failed = attempt if attempt[-1][3] != target else []
+    return format_trace(nums, target, solution, failed=failed, prefilled_think=_prefilled(prompt))
+
+
+def countdown_sft_rows(
+    n: int,
+    seed: int,
+    *,
+    template: str | None = None,
+    style: Literal["search", "direct"] = "search",
+    failed_fraction: float = 0.25,
+    env_kwargs: dict | None = None,
+) -> list[dict]:
+    """Solver-written countdown solutions for cold-start SFT, from the environment's train split.
+
+    Args:
+        n: Number of rows.
+        seed: Seed of the train-split stream (items ``0..n-1`` of ``reset(seed=seed)``).
+        template: The environment's prompt template (None = the environment's default, as RL uses).
+        style: ``"search"`` (the solver's search, line by line) or ``"direct"`` (the solution only).
+        failed_fraction: Direct style: share of traces showing one failed attempt first, in [0, 1].
+        env_kwargs: Extra ``rlenv/Countdown-v0`` arguments (difficulty knobs), the same as for RL.
+
+    Returns:
+        Rows with ``prompt``, ``completion`` and the reward columns ``nums`` and ``target``; items the
+        solver cannot solve (none, by construction of the generator) are skipped.
+
+    Raises:
+        ValueError: On a bad ``n``, ``seed``, ``style`` or ``failed_fraction``.
+
+    Example:
+        >>> rows = countdown_sft_rows(2, seed=0)
+        >>> sorted(rows[0])
+        ['completion', 'nums', 'prompt', 'target']
+        >>> rows[0]["completion"].endswith("</answer>")
+        True
+    """
+    _check_n_seed(n, seed)
+    if not 0.0 <= failed_fraction <= 1.0:
+        raise ValueError(f"failed_fraction must be in [0, 1], got {failed_fraction!r}")
+    env = _countdown_env("train", template, **(env_kwargs or {}))
+    rng = _rng("countdown_sft", seed)
+    rows = []
+    for index in range(n):
+        prompt, info = env.reset(seed=seed, options={"index": index})
+        nums, target = [int(v) for v in info["nums"]], int(info["target"])
+        completion = countdown_completion(
+            nums, target, rng, style=style, failed_fraction=failed_fraction, prompt=prompt
+        )
+        if completion is not None:
+            rows.append({"prompt": prompt, "completion": completion, "nums": nums, "target": target})
+    env.close()
+    return rows
+
+
+def sibling_rows(n: int, seed: int, *, template: str = "r1zero") -> list[dict]:
+    """Countdown's sibling tasks in the countdown template, for an R1-Zero base model (never countdown).
+
+    Half the rows ask to evaluate an expression (the trace evaluates it step by step, the answer is the
+    value); half ask for *any* equation over given numbers (the trace combines them step by step, showing
+    the values left, and the answer is the equation). No row has a target to reach.
+
+    Args:
+        n: Number of rows.
+        seed: Seed of the corpus stream.
+        template: A framing of the countdown template file with a ``{question}`` slot (``"r1zero"``).
+
+    Returns:
+        Rows with ``prompt`` and ``completion``.
+
+    Example:
+        >>> row = sibling_rows(1, seed=0)[0]
+        >>> "create any equation" in row["prompt"] or "Evaluate" in row["prompt"]
+        True
+    """
+    _check_n_seed(n, seed)
+    rng = _rng("siblings", seed)
+    rows = []
+    for _ in range(n):
+        nums = [rng.randint(1, 99) for _ in range(rng.choice((3, 3, 4)))]
+        steps = _random_steps(nums, rng, max_value=1000)
+        equation = equation_from_steps(nums, steps)
+        if rng.random() < 0.5:
+            prompt = _frame(_EVAL_QUESTION.replace("{expression}", equation), template)
+            lines = [f"{a}{op}{b}={c}" for a, op, b, c in steps]
+            answer = str(steps[-1][3])
+        else:
+            prompt = _frame(_ANY_QUESTION.replace("{nums}", str(nums)), template)
+            lines = [*_partial_lines(nums, steps[:-1]), "{}{}{}={}".format(*steps[-1])]
+            answer = equation
+        completion = f"{_opening(prompt)}\n" + "\n".join(lines) + f"\n</think>\n<answer>{answer}</answer>"
+        rows.append({"prompt": prompt, "completion": completion})
+    return rows
+
+
+def _partial_lines(nums: Sequence[int], steps: Sequence[Step]) -> list[str]:
+    left, lines = list(nums), []
+    for a, op, b, result in steps:
+        left.remove(a)
+        left.remove(b)
+        left.insert(0, result)
+        lines.append(f"{a}{op}{b}={result} [{' '.join(map(str, left))}]")
+    return lines
+
+
+def make_corpus(name: str, n: int, seed: int) -> list[str]:
+    """``n`` training documents of the named corpus (the text T's ``rlenv pretrain`` packs).
+
+    Args:
+        name: ``"arithmetic"`` (generic, never the task), ``"siblings"`` (prompt + completion of countdown's
+            sibling tasks) or ``"countdown_sft"`` (prompt + completion of solver-written countdown solutions).
+        n: Number of documents.
+        seed: Seed; each (name, seed) is its own stream.
+
+    Returns:
+        A list of ``n`` strings.
+
+    Raises:
+        ValueError: On an unknown name or a bad ``n`` / ``seed``.
+
+    Example:
+        >>> docs = make_corpus("arithmetic", 2, seed=0)
+        >>> len(docs), all("=" in d for d in docs)
+        (2, True)
+    """
+    if name not in get_args(CorpusName):
+        raise ValueError(f"corpus name {name!r} is not one of {get_args(CorpusName)}")
+    _check_n_seed(n, seed)
+    if name == "arithmetic":
+        rng = _rng("arithmetic", seed)
+        return [_arithmetic_document(rng) for _ in range(n)]
+    rows = sibling_rows(n, seed) if name == "siblings" else countdown_sft_rows(n, seed)
+    return [row["prompt"] + row["completion"] for row in rows]

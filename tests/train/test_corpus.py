@@ -1,0 +1,216 @@
+"""Tests of the recipe corpora: correct arithmetic everywhere, traces that reach the target, seed hygiene."""
+
+from __future__ import annotations
+
+import ast
+import operator
+import random
+import re
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rlenv.train import corpus
+from rlenv.train.corpus import equation_from_steps, format_trace, make_corpus
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _value(expression: str) -> Fraction:
+    """Exact value of an equation the corpus wrote (our own text, walked as an AST; never eval)."""
+
+    def walk(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return _BINOPS[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return Fraction(node.value)
+        raise AssertionError(f"unexpected node {ast.dump(node)}")
+
+    return walk(ast.parse(expression, mode="eval").body)
+
+
+def _numbers(expression: str) -> list[int]:
+    return sorted(int(x) for x in re.findall(r"\d+", expression))
+
+
+_STEP = re.compile(r"^(\d+)([-+*/])(\d+)=(\d+)")
+
+
+def _check_step_line(line: str) -> None:
+    m = _STEP.match(line)
+    assert m, line
+    a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+    assert _BINOPS[{"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div}[op]](Fraction(a), b) == c, line
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Equations and traces
+
+
+@pytest.mark.parametrize(
+    ("nums", "steps", "expected"),
+    [
+        ([44, 19, 35], [(44, "+", 19, 63), (63, "+", 35, 98)], "44+19+35"),  # no parentheses needed
+        ([3, 5, 2], [(5, "-", 2, 3), (3, "*", 3, 9)], "3*(5-2)"),  # a sum inside a product
+        ([8, 4, 2], [(4, "/", 2, 2), (8, "/", 2, 4)], "8/(4/2)"),  # right operand of / at equal precedence
+        ([8, 4, 2], [(4, "-", 2, 2), (8, "-", 2, 6)], "8-(4-2)"),  # right operand of - at equal precedence
+        ([8, 4, 2], [(4, "*", 2, 8), (8, "-", 8, 0)], "8-4*2"),  # product binds tighter
+        ([2, 2, 5], [(2, "*", 2, 4), (4, "+", 5, 9)], "2*2+5"),  # repeated numbers
+    ],
+)
+def test_equation_from_steps_table(nums, steps, expected):
+    assert equation_from_steps(nums, steps) == expected
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [(44, "+", 18, 62), (62, "+", 35, 97)],  # 18 is not given
+        [(44, "+", 19, 64), (64, "+", 35, 99)],  # wrong result
+        [(44, "+", 19, 63)],  # 35 left unused
+        [(44, "^", 19, 63), (63, "+", 35, 98)],  # unknown operator
+    ],
+)
+def test_equation_from_steps_rejects_bad_steps(steps):
+    with pytest.raises(ValueError):
+        equation_from_steps([44, 19, 35], steps)
+
+
+@given(
+    st.lists(st.integers(1, 100), min_size=2, max_size=5),
+    st.integers(0, 10_000),
+)
+def test_random_steps_give_equations_with_the_right_value_and_numbers(nums, seed):
+    steps = corpus._random_steps(nums, random.Random(seed))
+    equation = equation_from_steps(nums, steps)
+    assert _value(equation) == steps[-1][3]
+    assert _numbers(equation) == sorted(nums)
+
+
+def test_format_trace_shape_and_arithmetic():
+    failed = [(44, "*", 19, 836), (836, "-", 35, 801)]
+    text = format_trace([44, 19, 35], 98, [(44, "+", 19, 63), (63, "+", 35, 98)], failed=failed)
+    assert text.startswith("<think>\n") and text.endswith("</think>\n<answer>44+19+35</answer>")
+    think = text[len("<think>\n") : text.index("</think>")].splitlines()
+    assert think == ["44*19=836 [836 35]", "836-35=801 no", "44+19=63 [63 35]", "63+35=98 ok"]
+    for line in think:
+        _check_step_line(line)
+
+
+def test_format_trace_prefill_and_errors():
+    steps = [(44, "+", 19, 63), (63, "+", 35, 98)]
+    assert format_trace([44, 19, 35], 98, steps, prefilled_think=True).startswith("\n44+19=63")
+    with pytest.raises(ValueError, match="target"):
+        format_trace([44, 19, 35], 99, steps)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generic arithmetic
+
+
+def test_arithmetic_corpus_is_correct_and_never_shows_the_task():
+    docs = make_corpus("arithmetic", 200, seed=3)
+    assert len(docs) == 200
+    n_steps = 0
+    for doc in docs:
+        for text in ("<think>", "<answer>", "Assistant", "equals", "numbers", "["):
+            assert text not in doc
+        for line in doc.splitlines():
+            if _STEP.fullmatch(line.split(" ")[0]) and line.count("=") == 1 and _STEP.match(line):
+                _check_step_line(line)
+                n_steps += 1
+            elif "=" in line:  # an expression with its value
+                left, right = line.split("=")
+                assert _value(left) == int(right), line
+            else:  # an expression followed by its evaluation
+                assert _value(line) >= 0, line
+    assert n_steps > 1000
+
+
+def test_corpus_seeds_are_deterministic_and_distinct():
+    assert make_corpus("arithmetic", 20, seed=1) == make_corpus("arithmetic", 20, seed=1)
+    assert not set(make_corpus("arithmetic", 20, seed=1)) & set(make_corpus("arithmetic", 20, seed=2))
+
+
+@pytest.mark.parametrize(
+    ("name", "n", "seed"),
+    [("nope", 1, 0), ("arithmetic", -1, 0), ("arithmetic", 1, -1), ("arithmetic", 1.5, 0)],
+)
+def test_make_corpus_rejects_bad_arguments(name, n, seed):
+    with pytest.raises(ValueError):
+        make_corpus(name, n, seed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Countdown traces and sibling tasks (through the environment)
+
+
+def test_countdown_sft_rows_reach_the_target_and_come_from_the_train_split():
+    import rewards
+    from rlenv.tasks.countdown import generate
+
+    rows = corpus.countdown_sft_rows(60, seed=0)
+    assert len(rows) == 60
+    scores = rewards.countdown_accuracy(
+        [r["completion"] for r in rows], prompts=[r["prompt"] for r in rows],
+        nums=[r["nums"] for r in rows], target=[r["target"] for r in rows],
+    )
+    assert scores == [1.0] * 60
+    assert rewards.think_format([r["completion"] for r in rows]) == [1.0] * 60
+    for row in rows:
+        shown = row["prompt"].split("Using the numbers [")[1].split("]")[0]
+        assert row["nums"] == [int(x) for x in shown.split(", ")]
+        think = row["completion"].split("</think>")[0].removeprefix("<think>").strip().splitlines()
+        for line in think:
+            _check_step_line(line)
+        assert think[-1].endswith(" ok") and not any(x.endswith(" ok") for x in think[:-1])
+    # No training problem is an evaluation problem (split="test" streams, any seed used for evaluation).
+    train = {(tuple(r["nums"]), r["target"]) for r in corpus.countdown_sft_rows(300, seed=0, style="direct")}
+    test = {(tuple(it["nums"]), it["target"]) for it in generate(500, seed=0, split="test")}
+    assert len(train & test) <= 1  # small-number collisions are possible by chance, shared streams are not
+
+
+def test_countdown_sft_rows_direct_style_and_prefill():
+    rows = corpus.countdown_sft_rows(20, seed=1, style="direct", failed_fraction=1.0, template="tinyzero")
+    for row in rows:
+        assert row["prompt"].endswith("<think>") and not row["completion"].startswith("<think>")
+    assert any(" no\n" in row["completion"] for row in rows)
+    with pytest.raises(ValueError):
+        corpus.countdown_sft_rows(2, seed=0, failed_fraction=2.0)
+
+
+def test_search_trace_follows_the_solver_and_is_bounded():
+    from rlenv.tasks.countdown import generate
+
+    for item in generate(100, seed=5):
+        found = corpus.search_trace(item["nums"], item["target"], max_lines=10_000)
+        assert found is not None
+        lines, steps = found
+        assert _value(equation_from_steps(item["nums"], steps)) == item["target"]
+        assert sum(line.endswith(" ok") for line in lines) == 1
+    assert corpus.search_trace([1, 1, 1], 1000) is None
+    assert corpus.search_trace([44, 19, 35, 7, 3], 1, max_lines=3) is None
+
+
+def test_sibling_rows_are_never_countdown():
+    rows = corpus.sibling_rows(100, seed=0)
+    kinds = {"create any equation" in r["prompt"] for r in rows}
+    assert kinds == {True, False}
+    for row in rows:
+        assert "that equals" not in row["prompt"] and row["prompt"].endswith("Assistant:")
+        think, answer = row["completion"].split("</think>\n<answer>")
+        answer = answer.removesuffix("</answer>")
+        for line in think.removeprefix("<think>").strip().splitlines():
+            _check_step_line(line)
+        if "Evaluate" in row["prompt"]:
+            expression = row["prompt"].split("Evaluate the expression ")[1].split(". ")[0]
+            assert _value(expression) == int(answer)
+        else:
+            shown = row["prompt"].split("Using the numbers [")[1].split("]")[0]
+            assert _numbers(answer) == sorted(int(x) for x in shown.split(", "))
+    with pytest.raises(ValueError, match="r1zero"):
+        corpus.sibling_rows(1, seed=0, template="tinyzero")
+    assert len(make_corpus("siblings", 3, seed=0)) == 3
+    assert len(make_corpus("countdown_sft", 3, seed=0)) == 3
