@@ -10,6 +10,8 @@ Each file holds the task's ``question`` text and three framings of it:
 * ``tinyzero`` — TinyZero's base-model template, which prefills ``<think>`` after "Let me solve this step by
   step." (rewards detect the prefill through the ``prompts`` column).
 * ``chat`` — a system and a user message for chat models (the observation is a tuple of message dicts).
+* ``compact`` (countdown only) — ``User: <the task in one sentence> Assistant:``, for the small bundled
+  character-level policy on a CPU, where every prompt character costs a token in every rollout and update.
 
 Placeholders are ``{name}``; only known names are substituted, so literal braces in questions (LaTeX, code)
 are left alone.
@@ -30,8 +32,8 @@ from typing import Any, Literal
 
 __all__ = ["TEMPLATE_NAMES", "TemplateName", "load_template", "render", "render_feedback"]
 
-TemplateName = Literal["r1zero", "tinyzero", "chat"]
-TEMPLATE_NAMES: tuple[str, ...] = ("r1zero", "tinyzero", "chat")
+TemplateName = Literal["r1zero", "tinyzero", "chat", "compact"]
+TEMPLATE_NAMES: tuple[str, ...] = ("r1zero", "tinyzero", "chat", "compact")
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 
 
