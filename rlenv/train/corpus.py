@@ -352,9 +352,13 @@ def _frame(question: str, template: str) -> str:
         allowed = sorted(k for k, v in specs.items() if "prompt" in v)
         raise ValueError(f"template={template!r} is not a text template; allowed: {allowed}")
     prompt = specs[template]["prompt"]
-    if "{question}" not in prompt:
-        raise ValueError(f"template={template!r} spells the countdown question out; use 'r1zero'")
-    return prompt.replace("{question}", question)
+    if "{question}" in prompt:
+        return prompt.replace("{question}", question)
+    # Framings that spell the countdown question out (tinyzero, compact): swap its first sentence for ours.
+    first = data["question"].split(". ")[0] + "."
+    if first not in prompt:
+        raise ValueError(f"template={template!r} has neither a question slot nor the countdown question")
+    return prompt.replace(first, question.split(". ")[0] + ".")
 
 
 def _countdown_env(split: str, template: str | None, **env_kwargs):
@@ -472,7 +476,8 @@ def sibling_rows(n: int, seed: int, *, template: str = "r1zero") -> list[dict]:
     Args:
         n: Number of rows.
         seed: Seed of the corpus stream.
-        template: A framing of the countdown template file with a ``{question}`` slot (``"r1zero"``).
+        template: A text framing of the countdown template file (``"r1zero"``, ``"tinyzero"``, ``"compact"``);
+            framings that spell the countdown question out get the sibling question's first sentence.
 
     Returns:
         Rows with ``prompt`` and ``completion``.

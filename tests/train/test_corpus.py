@@ -210,7 +210,10 @@ def test_sibling_rows_are_never_countdown():
         else:
             shown = row["prompt"].split("Using the numbers [")[1].split("]")[0]
             assert _numbers(answer) == sorted(int(x) for x in shown.split(", "))
-    with pytest.raises(ValueError, match="r1zero"):
-        corpus.sibling_rows(1, seed=0, template="tinyzero")
+    compact = corpus.sibling_rows(20, seed=0, template="compact")
+    assert all(r["prompt"].startswith("User: ") and r["prompt"].endswith(". Assistant:") for r in compact)
+    assert {r["prompt"].split(" ")[1] for r in compact} == {"Using", "Evaluate"}
+    with pytest.raises(ValueError, match="template"):
+        corpus.sibling_rows(1, seed=0, template="chat")
     assert len(make_corpus("siblings", 3, seed=0)) == 3
     assert len(make_corpus("countdown_sft", 3, seed=0)) == 3
