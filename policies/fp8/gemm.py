@@ -1,0 +1,239 @@
+"""Scaled FP8 GEMM backends: exact CPU emulation, ``torch._scaled_mm``, and cuBLAS blockwise on Hopper.
+
+What: :func:`fp8_matmul` computes ``a @ b.T`` for two :class:`~policies.fp8.quant.QuantizedTensor` operands,
+``a`` of shape (M, K) and ``b`` of shape (N, K), both quantised along the contraction dimension K, with
+FP32 accumulation. Three backends:
+
+- ``"emulate"``: dequantise both operands to FP32 and run an FP32 matmul. Every FP8 product is exact in
+  FP32 (4x4 significant bits), and scales are applied per block before accumulation, so this reproduces a
+  blockwise-scaled FP8 GEMM with FP32 accumulation up to summation order. Works for every granularity on
+  every device: it is how the 1x128 / 128x128 recipe runs on CPU (where ``_scaled_mm`` rejects it).
+- ``"scaled_mm"`` on CPU: ``torch._scaled_mm`` for tensorwise and rowwise scales (it accepts any layout on
+  CPU; blockwise scales are rejected there).
+- ``"scaled_mm"`` on CUDA: ``torch._scaled_mm`` for tensorwise/rowwise, and on SM90 the DeepSeek-style
+  blockwise kernels through ``torch.nn.functional.scaled_mm`` with ``ScalingType.BlockWise1x128`` /
+  ``BlockWise128x128``. The CUDA op is far stricter than the CPU one, so :func:`check_cuda_operands`
+  asserts its rules here, with messages that say what to change:
+
+  * ``a`` row-major (M, K) and ``b`` passed as a column-major (K, N) view of a row-major (N, K) tensor
+    (cuBLASLt on Hopper supports only the "TN" layout);
+  * K and N divisible by 16; blockwise additionally K divisible by 128 and block size exactly 128;
+  * both operands E4M3 for blockwise (the cuBLAS recipe check rejects E5M2), never E5M2 x E5M2;
+  * scale layouts: rowwise ``(M, 1)`` and ``(1, N)`` contiguous; 1x128 scales ``(rows, K/128)`` with strides
+    ``(1, rows)`` ("outer-dim-major"); 128x128 scales ``(L4, rows/128)`` with strides ``(1, L4)``, where
+    ``L4 = round_up(K/128, 4)`` (the K-block count is zero-padded to a multiple of 4);
+  * supported blockwise pairs: (1x128, 128x128), (128x128, 1x128), (1x128, 1x128); compute capability 9.x.
+
+Blockwise outputs are BF16 (the documented cuBLAS output type; accumulation is still FP32 inside the
+kernel) and are cast to the requested dtype. ``use_fast_accum`` stays off: on Hopper it skips the periodic
+FP32 promotion that :mod:`policies.fp8.accumulate` shows is needed for long K.
+
+References: PyTorch ``aten/src/ATen/native/cuda/ScaledBlas.cpp`` and ``test/test_scaled_matmul_cuda.py``
+(layout rules); NVIDIA cuBLAS docs, "1D and 128x128 2D block scaling for FP8 data types".
+
+Left out on purpose: grouped (MoE) scaled GEMMs, FP8 outputs, and MX/NVFP4 block formats.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from policies.fp8.quant import QuantizedTensor
+
+__all__ = ["Backend", "check_cuda_operands", "fp8_matmul", "scale_kind"]
+
+Backend = Literal["emulate", "scaled_mm"]
+ScaleKind = Literal["tensorwise", "rowwise", "1x128", "128x128", "other"]
+
+
+def scale_kind(q: QuantizedTensor) -> ScaleKind:
+    """Classify a quantised GEMM operand (rows, K) by its scale granularity along K.
+
+    Example:
+        >>> from policies.fp8.quant import quantize
+        >>> scale_kind(quantize(torch.randn(256, 256), (128, 128)))
+        '128x128'
+    """
+    cols = q.data.shape[1]
+    br, bc = q.block
+    if q.scale.numel() == 1:
+        return "tensorwise"
+    if br == 1 and bc >= cols:
+        return "rowwise"
+    if bc == 128 and br in (1, 128):
+        return "1x128" if br == 1 else "128x128"
+    return "other"
+
+
+def fp8_matmul(
+    a: QuantizedTensor,
+    b: QuantizedTensor,
+    *,
+    backend: Backend = "emulate",
+    out_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """``dequant(a) @ dequant(b).T`` as an FP8 GEMM with FP32 accumulation.
+
+    Args:
+        a: (M, K) operand quantised along K.
+        b: (N, K) operand quantised along K.
+        backend: ``"emulate"`` (dequantise, FP32 matmul) or ``"scaled_mm"`` (the device's FP8 kernel).
+        out_dtype: Output dtype.
+
+    Returns:
+        Tensor (M, N) in ``out_dtype``.
+
+    Raises:
+        ValueError: for mismatched K, an unknown backend, or a granularity the backend cannot run.
+
+    Example:
+        >>> from policies.fp8.quant import quantize
+        >>> x, w = torch.randn(8, 64), torch.randn(16, 64)
+        >>> y = fp8_matmul(quantize(x, (1, -1)), quantize(w, (1, -1)), backend="scaled_mm")
+        >>> y.shape, bool(((y - x @ w.T).norm() / (x @ w.T).norm()) < 0.1)
+        (torch.Size([8, 16]), True)
+    """
+    if a.data.shape[1] != b.data.shape[1]:
+        raise ValueError(f"contraction dims differ: a {tuple(a.shape)}, b {tuple(b.shape)}; need (M,K),(N,K)")
+    if backend == "emulate":
+        return (a.dequantize() @ b.dequantize().t()).to(out_dtype)  # (M, N)
+    if backend != "scaled_mm":
+        raise ValueError(f"backend must be 'emulate' or 'scaled_mm', got {backend!r}")
+    kinds = (scale_kind(a), scale_kind(b))
+    if a.data.is_cuda and any(k in ("1x128", "128x128") for k in kinds):
+        return _cuda_blockwise(a, b).to(out_dtype)
+    if not set(kinds) <= {"tensorwise", "rowwise"}:
+        raise ValueError(
+            f"torch._scaled_mm on {a.data.device.type} runs tensorwise/rowwise scales only, got {kinds}; "
+            "use backend='emulate' (CPU) or a Hopper GPU for blockwise scales"
+        )
+    return _scaled_mm_rowwise(a, b, out_dtype)
+
+
+def _rowwise_scale(q: QuantizedTensor) -> torch.Tensor:
+    """The operand's scale as one FP32 value per row, shape (rows, 1) (tensorwise scales broadcast)."""
+    rows = q.data.shape[0]
+    return q.scale.reshape(-1, 1).expand(rows, 1).float().contiguous() if q.scale.numel() == 1 else (
+        q.scale.reshape(rows, 1).float().contiguous()
+    )
+
+
+def _scaled_mm_rowwise(a: QuantizedTensor, b: QuantizedTensor, out_dtype: torch.dtype) -> torch.Tensor:
+    """Tensorwise x tensorwise or rowwise x rowwise ``torch._scaled_mm`` (mixed: both promoted to rowwise)."""
+    b_data = b.data.contiguous().t()  # (K, N) column-major view, as cuBLASLt requires
+    a_data = a.data.contiguous()  # (M, K) row-major
+    if a.scale.numel() == 1 and b.scale.numel() == 1:
+        scale_a, scale_b = a.scale.reshape(()).float(), b.scale.reshape(()).float()
+    else:
+        scale_a, scale_b = _rowwise_scale(a), _rowwise_scale(b).t().contiguous()  # (M, 1), (1, N)
+    cuda_out = out_dtype
+    if a_data.is_cuda:
+        check_cuda_operands(a_data, b_data, scale_a, scale_b, blockwise=False)
+        if scale_a.numel() > 1:
+            cuda_out = torch.bfloat16 if out_dtype == torch.float32 else out_dtype
+    out = torch._scaled_mm(a_data, b_data, scale_a=scale_a, scale_b=scale_b, out_dtype=cuda_out)  # (M, N)
+    return out.to(out_dtype)
+
+
+def _pad_k_blocks(scale: torch.Tensor) -> torch.Tensor:
+    """(rows/128, L) -> (L4, rows/128) with strides (1, L4): cuBLAS' 128x128 scale layout."""
+    pad = -scale.shape[1] % 4
+    if pad:
+        scale = torch.nn.functional.pad(scale, (0, pad), value=1.0)
+    return scale.float().contiguous().t()  # (L4, rows/128)
+
+
+def _blockwise_scale(q: QuantizedTensor) -> tuple[torch.Tensor, object]:
+    from torch.nn.functional import ScalingType
+
+    if scale_kind(q) == "1x128":
+        return q.scale.float().t().contiguous().t(), ScalingType.BlockWise1x128  # (rows, L) strides (1, rows)
+    return _pad_k_blocks(q.scale), ScalingType.BlockWise128x128
+
+
+def _cuda_blockwise(a: QuantizedTensor, b: QuantizedTensor) -> torch.Tensor:
+    """DeepSeek-style blockwise GEMM through ``torch.nn.functional.scaled_mm`` (SM90, cuBLASLt >= 12.9)."""
+    from torch.nn.functional import scaled_mm
+
+    pair = (scale_kind(a), scale_kind(b))
+    assert pair in {("1x128", "128x128"), ("128x128", "1x128"), ("1x128", "1x128")}, (
+        f"cuBLAS blockwise FP8 supports (1x128,128x128), (128x128,1x128), (1x128,1x128); got {pair}"
+    )
+    scale_a, recipe_a = _blockwise_scale(a)
+    scale_b, recipe_b = _blockwise_scale(b)
+    a_data, b_data = a.data.contiguous(), b.data.contiguous().t()  # (M, K) row-major, (K, N) column-major
+    check_cuda_operands(a_data, b_data, scale_a, scale_b, blockwise=True, kinds=pair)
+    out = scaled_mm(a_data, b_data, scale_a, recipe_a, scale_b, recipe_b, output_dtype=torch.bfloat16)
+    return out  # (M, N); use_fast_accum defaults to False: keep the FP32 promotion
+
+
+def _expected_scale(kind: str, rows: int, k: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(shape, strides) cuBLAS expects for one operand's scale, operand being (rows, K)."""
+    blocks_k = -(-k // 128)
+    if kind == "1x128":
+        return (rows, blocks_k), (1, rows)
+    l4 = -(-blocks_k // 4) * 4
+    return (l4, -(-rows // 128)), (1, l4)
+
+
+def check_cuda_operands(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_b: torch.Tensor,
+    *,
+    blockwise: bool,
+    kinds: tuple[str, str] = ("rowwise", "rowwise"),
+) -> None:
+    """Assert CUDA's ``_scaled_mm`` / blockwise ``scaled_mm`` layout and alignment rules (module docstring).
+
+    The CPU kernel accepts layouts CUDA rejects, so these checks run on the operands as they will be
+    handed to the CUDA kernel (``a`` (M, K), ``b`` (K, N)); CPU tests call this function directly.
+
+    Raises:
+        AssertionError: naming the violated rule and the offending shape/stride/dtype.
+
+    Example:
+        >>> a = torch.zeros(16, 128, dtype=torch.float8_e4m3fn)
+        >>> b = torch.zeros(32, 128, dtype=torch.float8_e4m3fn).t()
+        >>> check_cuda_operands(a, b, torch.ones(16, 1), torch.ones(1, 32), blockwise=False)
+    """
+    (m, k), (k2, n) = a.shape, b.shape
+    assert k == k2, f"a is {tuple(a.shape)} but b is {tuple(b.shape)}: b must be (K, N)"
+    assert a.stride(1) == 1 and a.stride(0) >= k, f"a must be row-major (M, K); strides {a.stride()}"
+    assert b.stride(0) == 1 and b.stride(1) >= k, (
+        f"b must be column-major (K, N), i.e. a row-major (N, K) tensor transposed; strides {b.stride()}"
+    )
+    assert k % 16 == 0 and n % 16 == 0, f"K={k} and N={n} must be divisible by 16 for FP8 GEMMs on CUDA"
+    f8 = (torch.float8_e4m3fn, torch.float8_e5m2)
+    assert a.dtype in f8 and b.dtype in f8, f"operands must be FP8, got {a.dtype}, {b.dtype}"
+    assert not (a.dtype == b.dtype == torch.float8_e5m2), "cuBLASLt cannot multiply two E5M2 matrices"
+    assert scale_a.dtype == scale_b.dtype == torch.float32, "scales must be float32"
+    if not blockwise:
+        if scale_a.numel() == 1 and scale_b.numel() == 1:
+            return
+        assert tuple(scale_a.shape) == (m, 1) and scale_a.is_contiguous(), (
+            f"rowwise scale_a must be contiguous ({m}, 1); got {tuple(scale_a.shape)}, {scale_a.stride()}"
+        )
+        assert tuple(scale_b.shape) == (1, n) and scale_b.is_contiguous(), (
+            f"rowwise scale_b must be contiguous (1, {n}); got {tuple(scale_b.shape)}, {scale_b.stride()}"
+        )
+        return
+    assert k % 128 == 0, f"blockwise FP8 GEMMs need K divisible by 128, got K={k}"
+    assert a.dtype == b.dtype == torch.float8_e4m3fn, (
+        f"cuBLAS blockwise FP8 needs E4M3 operands, got {a.dtype}, {b.dtype}; use grad_format='e4m3'"
+    )
+    if a.is_cuda:
+        major = torch.cuda.get_device_capability(a.device)[0]
+        assert major == 9, f"blockwise (1x128/128x128) FP8 GEMMs run on SM90 only, this GPU is SM{major}x"
+    for name, scale, kind, rows in (("scale_a", scale_a, kinds[0], m), ("scale_b", scale_b, kinds[1], n)):
+        shape, strides = _expected_scale(kind, rows, k)
+        ok = tuple(scale.shape) == shape and all(
+            st == want or size == 1 for st, want, size in zip(scale.stride(), strides, shape, strict=True)
+        )
+        assert ok, (
+            f"{kind} {name} must have shape {shape} and strides {strides}, "
+            f"got {tuple(scale.shape)} strides {scale.stride()}"
+        )
