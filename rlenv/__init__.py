@@ -23,17 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from gymnasium.envs.registration import register, registry
 
-# env id -> (entry point, one-line description)
-ENV_IDS: dict[str, tuple[str, str]] = {
-    "rlenv/Countdown-v0": ("rlenv.envs.countdown:CountdownEnv", "reach a target with + - * / (TinyZero)"),
-    "rlenv/Math-v0": ("rlenv.envs.math:MathEnv", "math word problems / GSM8K / MATH, exact answers"),
-    "rlenv/Code-v0": ("rlenv.envs.code:CodeEnv", "write a Python function that passes hidden tests"),
-    "rlenv/CodeFeedback-v0": ("rlenv.envs.code_feedback:CodeFeedbackEnv", "multi-turn code, test feedback"),
+# env id -> (entry point, vector entry point, one-line description)
+ENV_IDS: dict[str, tuple[str, str, str]] = {
+    "rlenv/Countdown-v0": ("rlenv.envs.countdown:CountdownEnv", "rlenv.vector:countdown_vector",
+                           "reach a target with + - * / (TinyZero)"),
+    "rlenv/Math-v0": ("rlenv.envs.math:MathEnv", "rlenv.vector:math_vector",
+                      "arithmetic, fractions, equations, word problems; GSM8K / MATH files"),
+    "rlenv/Code-v0": ("rlenv.envs.code:CodeEnv", "rlenv.vector:code_vector",
+                      "write a Python function that passes hidden tests; HumanEval / MBPP files"),
+    "rlenv/CodeFeedback-v0": ("rlenv.envs.code_feedback:CodeFeedbackEnv", "rlenv.vector:code_feedback_vector",
+                              "multi-turn code: failing tests come back, up to N attempts"),
 }
 
-for _env_id, (_entry_point, _) in ENV_IDS.items():
+for _env_id, (_entry_point, _vector_entry_point, _) in ENV_IDS.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry_point, vector_entry_point="rlenv.vector:vector_entry_point",
+        register(id=_env_id, entry_point=_entry_point, vector_entry_point=_vector_entry_point,
                  nondeterministic=False)
 
 # public name -> module that defines it
