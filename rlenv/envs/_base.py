@@ -148,7 +148,7 @@ class ReasoningEnv(gym.Env):
         self.observation_space = observation_space_for(template, max_prompt_chars)
         self.action_space = UnicodeText(max_completion_chars)
         self.set_difficulty(difficulty)
-        self.reward_fn = reward if reward is not None else self.make_default_reward(reward_weights)
+        self._reward, self._reward_weights = reward, reward_weights
         self._data_seed: int | None = None
         self._next_index = 0
         self._row: dict[str, Any] | None = None
@@ -177,6 +177,14 @@ class ReasoningEnv(gym.Env):
         self.difficulty = int(level)
 
     # -- public API -----------------------------------------------------------------------------------------
+
+    @property
+    def reward_fn(self) -> Callable[..., Any]:
+        """The reward scoring a step: ``reward=`` if given, else the default (built on first use, so envs
+        that only produce prompts, e.g. for export, never load a reward)."""
+        if self._reward is None:
+            self._reward = self.make_default_reward(self._reward_weights)
+        return self._reward
 
     def render_prompt(self, row: Mapping[str, Any]) -> Any:
         """The observation (prompt text, or chat messages) of a row."""
