@@ -1,0 +1,126 @@
+"""The MLA latent KV cache used by generation and self-speculative decoding.
+
+Key idea (DeepSeek-V2/V3 MLA): per token and layer only the normalised key/value latent ``c_kv``
+(``kv_lora_rank`` floats) and the shared RoPE key ``k_rope`` (``qk_rope_head_dim`` floats) are cached;
+keys and values of every head are folded back in at attention time by the absorbed form in ``policies.mla``.
+
+Bookkeeping is per row: ``lengths[b]`` slots are filled (left padding included), ``pad[b, s]`` marks padding
+slots and ``n_real[b]`` counts real tokens (the RoPE position of the next token). Rows may advance by
+different amounts, which is what speculative decoding needs to roll back rejected draft tokens: slots past
+``lengths`` are simply invisible and get overwritten.
+
+Left out: paged/block allocation (a dense (B, S) buffer sized per ``generate`` call is enough here).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Dense per-layer latent cache with per-row lengths.
+
+    Args:
+        n_layers: Attention layers sharing this cache's bookkeeping.
+        batch: Rows.
+        max_len: Slots per row (prompt incl. padding + new tokens + any speculative look-ahead).
+        kv_lora_rank: Latent size.
+        rope_dim: ``qk_rope_head_dim``.
+        dtype: Storage dtype (the model's).
+        device: Storage device.
+
+    Example:
+        >>> cache = KVCache(n_layers=1, batch=2, max_len=8, kv_lora_rank=4, rope_dim=2)
+        >>> pos, mask = cache.prepare(torch.tensor([[0, 1, 1], [1, 1, 1]], dtype=torch.bool))
+        >>> pos.tolist(), mask.shape
+        ([[0, 0, 1], [0, 1, 2]], torch.Size([2, 3, 3]))
+    """
+
+    def __init__(
+        self,
+        *,
+        n_layers: int,
+        batch: int,
+        max_len: int,
+        kv_lora_rank: int,
+        rope_dim: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.max_len = max_len
+        self.c_kv = [
+            torch.zeros(batch, max_len, kv_lora_rank, dtype=dtype, device=device) for _ in range(n_layers)
+        ]
+        self.k_rope = [
+            torch.zeros(batch, max_len, rope_dim, dtype=dtype, device=device) for _ in range(n_layers)
+        ]
+        self.lengths = torch.zeros(batch, dtype=torch.long, device=device)  # (B,) filled slots
+        self.n_real = torch.zeros(batch, dtype=torch.long, device=device)  # (B,) real tokens so far
+        self.pad = torch.zeros(batch, max_len, dtype=torch.bool, device=device)  # (B, S)
+        self.horizon = 0  # python upper bound on the slots any row's queries may see
+        self.is_empty = True
+        self._slots: torch.Tensor | None = None
+        self._new_real: torch.Tensor | None = None
+
+    @property
+    def batch(self) -> int:
+        """Number of rows."""
+        return self.lengths.shape[0]
+
+    def prepare(self, new_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reserve slots for ``n`` new tokens per row; return their positions and the key mask.
+
+        Args:
+            new_mask: (B, n) bool, True for real tokens (False only for left padding during prefill).
+
+        Returns:
+            ``positions`` (B, n) RoPE positions, and ``key_mask`` (B, n, horizon) bool, True where query j
+            of row b may attend to slot s (causal, padding hidden, every query sees at least itself).
+        """
+        n = new_mask.shape[1]
+        if int(self.lengths.max()) + n > self.max_len:
+            raise ValueError(f"cache overflow: {int(self.lengths.max())} + {n} > max_len={self.max_len}")
+        self.is_empty = self.horizon == 0
+        arange = torch.arange(n, device=new_mask.device)
+        slots = self.lengths[:, None] + arange  # (B, n)
+        self.pad.scatter_(1, slots, ~new_mask)
+        positions = self.n_real[:, None] + new_mask.long().cumsum(1) - 1  # (B, n)
+        self.horizon = int(slots.max()) + 1
+        keys = torch.arange(self.horizon, device=new_mask.device)  # (S,)
+        visible = (keys[None, None, :] <= slots[:, :, None]) & ~self.pad[:, None, : self.horizon]  # (B, n, S)
+        visible |= keys[None, None, :] == slots[:, :, None]
+        self._slots, self._new_real = slots, new_mask
+        return positions.clamp(min=0), visible
+
+    def write(
+        self, layer: int, c_kv: torch.Tensor, k_rope: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store new latents (B, n, R) / (B, n, dr) for ``layer``; return the visible cache views."""
+        assert self._slots is not None, "call prepare() before write()"
+        rows = torch.arange(self.batch, device=c_kv.device)[:, None]  # (B, 1)
+        self.c_kv[layer][rows, self._slots] = c_kv.to(self.c_kv[layer].dtype)
+        self.k_rope[layer][rows, self._slots] = k_rope.to(self.k_rope[layer].dtype)
+        return self.c_kv[layer][:, : self.horizon], self.k_rope[layer][
+            :, : self.horizon
+        ]  # (B, S, R), (B, S, dr)
+
+    def advance(self, accepted: torch.Tensor | None = None) -> None:
+        """Commit the prepared tokens: all of them, or the first ``accepted[b]`` (B,) of row b."""
+        assert self._slots is not None and self._new_real is not None, "call prepare() before advance()"
+        n = self._slots.shape[1]
+        if accepted is None:
+            self.lengths += n
+            self.n_real += self._new_real.long().sum(1)
+        else:
+            self.lengths += accepted
+            kept = torch.arange(n, device=accepted.device)[None, :] < accepted[:, None]  # (B, n)
+            self.n_real += (self._new_real & kept).long().sum(1)
+        self._slots = self._new_real = None
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only ``rows`` (1-D long index), e.g. to drop finished sequences from the batch."""
+        self.c_kv = [t.index_select(0, rows) for t in self.c_kv]
+        self.k_rope = [t.index_select(0, rows) for t in self.k_rope]
+        self.lengths = self.lengths.index_select(0, rows)
+        self.n_real = self.n_real.index_select(0, rows)
+        self.pad = self.pad.index_select(0, rows)
