@@ -110,6 +110,8 @@ class OptimConfig:
     """How many step checkpoints to keep (older ones are deleted)."""
     resume: bool = False
     """Continue from the latest checkpoint in run_dir (model, optimizer, scheduler, RNG, data position)."""
+    stop_after: int = 0
+    """Checkpoint and stop once this many steps are done, keeping the schedule of `steps` (0 = off)."""
     tensorboard: bool = True
     """Also write TensorBoard events when tensorboard is installed (metrics.jsonl is always written)."""
     progress: bool = True
@@ -127,6 +129,7 @@ class OptimConfig:
         check_range(self, "min_lr_ratio", 0.0, 1.0)
         check_range(self, "max_grad_norm", 0.0)
         check_range(self, "save_every", 0)
+        check_range(self, "stop_after", 0)
         check_range(self, "keep_checkpoints", 1)
         if not self.policy:
             raise ValueError(f"{type(self).__name__}.policy is empty; use 'tiny', a directory or 'hf:PATH'")
@@ -154,6 +157,8 @@ class GRPOConfig(OptimConfig):
     """Nucleus sampling threshold of rollouts (1.0 = off)."""
     top_k: int = 0
     """Top-k sampling of rollouts (0 = off)."""
+    stop_strings: tuple[str, ...] = ("</answer>",)
+    """Strings that end a completion besides EOS (R1's format ends with </answer>)."""
     micro_batch_size: int = 16
     """Completions per forward/backward; a batch is accumulated over ceil(rows / micro_batch_size) passes."""
     groups_per_generate: int = 0
@@ -297,6 +302,8 @@ class DistillConfig(SFTConfig):
     """Teacher completions per prompt."""
     max_new_tokens: int = 48
     """Maximum teacher completion length in tokens."""
+    stop_strings: tuple[str, ...] = ("</answer>",)
+    """Strings that end a completion besides EOS."""
     temperature: float = 0.8
     """Teacher sampling temperature."""
     accept_key: str = "accuracy"
@@ -340,6 +347,8 @@ class EvalConfig:
     """Nucleus sampling threshold."""
     max_new_tokens: int = 48
     """Maximum completion length in tokens."""
+    stop_strings: tuple[str, ...] = ("</answer>",)
+    """Strings that end a completion besides EOS."""
     batch_size: int = 64
     """Completions generated per generate call."""
     success_key: str = "accuracy"

@@ -37,28 +37,28 @@ def summarize(prefix: str, values: Sequence[float]) -> dict[str, float]:
     return {f"{prefix}/{k}": v for k, v in out.items()}
 
 
-def expert_load_stats(routing: Sequence[Sequence[torch.Tensor]], num_experts: int) -> dict[str, float]:
+def expert_load_stats(routing: Sequence[torch.Tensor], num_experts: int) -> dict[str, float]:
     """Expert-load balance of rollouts: per MoE layer, tokens per expert; reports the coefficient of
     variation (std / mean, 0 = perfectly balanced) and max / mean load, averaged over layers.
 
     Args:
-        routing: Per row, a list over MoE layers of (tokens, top_k) expert ids.
+        routing: Per row, (MoE layers, tokens, top_k) expert ids (-1 entries are ignored).
         num_experts: Routed experts per layer.
 
     Returns:
         ``{"moe/load_cv": ..., "moe/load_max_over_mean": ...}`` or ``{}`` without routing.
 
     Example:
-        >>> expert_load_stats([[torch.tensor([[0], [1]])]], 2)
+        >>> expert_load_stats([torch.tensor([[[0], [1], [-1]]])], 2)
         {'moe/load_cv': 0.0, 'moe/load_max_over_mean': 1.0}
     """
-    if not routing or not routing[0] or num_experts <= 0:
+    if not routing or num_experts <= 0:
         return {}
-    layers = len(routing[0])
+    layers = routing[0].size(0)
     cvs, peaks = [], []
     for layer in range(layers):
-        ids = torch.cat([row[layer].reshape(-1) for row in routing])  # (tokens * k,)
-        load = torch.bincount(ids.long().cpu(), minlength=num_experts).float()  # (E,)
+        ids = torch.cat([row[layer].reshape(-1) for row in routing]).long().cpu()  # (tokens * k,)
+        load = torch.bincount(ids[ids >= 0], minlength=num_experts).float()  # (E,)
         mean = load.mean().clamp(min=1e-9)
         cvs.append(float(load.std(unbiased=False) / mean))
         peaks.append(float(load.max() / mean))

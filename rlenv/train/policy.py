@@ -23,6 +23,7 @@ Left out on purpose: vLLM / paged KV caches, chat templates (prompts are plain t
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 from collections.abc import Sequence
@@ -71,7 +72,8 @@ class Rollouts:
         logprobs: Log-prob of each completion token under the sampling policy at the sampling temperature.
         finished: False when the completion was cut at ``max_new_tokens``.
         texts: Decoded completions (EOS removed).
-        routing: Per row, a list over MoE layers of (prompt + completion tokens, top_k) expert ids, or None.
+        routing: Per row, (MoE layers, prompt + completion tokens, top_k) expert ids (-1 = route normally),
+            or None.
     """
 
     prompt_ids: list[list[int]]
@@ -79,7 +81,7 @@ class Rollouts:
     logprobs: list[list[float]]
     finished: list[bool]
     texts: list[str]
-    routing: list[list[torch.Tensor]] | None = None
+    routing: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.completion_ids)
@@ -194,6 +196,7 @@ class Policy:
     pad_id: int
     eos_id: int | None
     is_moe: bool = False
+    num_experts: int = 0
 
     @property
     def device(self) -> torch.device:
@@ -217,26 +220,41 @@ class Policy:
     def save(self, directory: str) -> None:
         raise NotImplementedError
 
-    def pack_routing(self, rows: Sequence[list[torch.Tensor]], packed: Packed) -> list[torch.Tensor] | None:
-        """Lays per-row routing (per layer (len_p + len_c, k)) out like ``packed``; None if unavailable."""
-        if not rows or any(r is None or not r for r in rows):
+    def after_optimizer_step(self) -> dict[str, float]:
+        """Hook run after each applied optimiser step (the bundled MoE updates its expert biases here)."""
+        return {}
+
+    def frozen_copy(self) -> Policy:
+        """A copy with its own weights, in eval mode and without gradients (the KL reference)."""
+        clone = copy.copy(self)
+        clone.module = copy.deepcopy(self.module).eval().requires_grad_(False)
+        return clone
+
+    def render_chat(self, messages: Any) -> str:
+        """Chat messages as one prompt string ("role: content" lines ending with an open assistant turn)."""
+        lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
+        return "\n".join([*lines, "assistant:"])
+
+    def pack_routing(self, rows: Sequence[torch.Tensor | None], packed: Packed) -> list[torch.Tensor] | None:
+        """Lays per-row routing (layers, len_p + len_c, k) out like ``packed`` as a list per layer of
+        (B, P + C, k), -1 where the model should route itself; None if any row lacks routing."""
+        if not rows or any(r is None for r in rows):
             return None
         batch, width = packed.tokens.shape
-        layers, k = len(rows[0]), rows[0][0].size(-1)
-        out = [torch.full((batch, width, k), -1, dtype=torch.long) for _ in range(layers)]  # (B, P + C, k)
-        starts = (packed.attention_mask.argmax(dim=1)).tolist()
+        layers, _, k = rows[0].shape
+        out = torch.full((layers, batch, width, k), -1, dtype=torch.long)  # (layers, B, P + C, k)
+        starts = packed.attention_mask.argmax(dim=1).tolist()
         lengths = packed.attention_mask.sum(dim=1).tolist()
-        for b, row in enumerate(rows):
-            for layer, experts in enumerate(row):
-                take = min(int(lengths[b]), experts.size(0))
-                out[layer][b, starts[b] : starts[b] + take] = experts[:take]
-        return [r.to(self.device) for r in out]
+        for b, experts in enumerate(rows):
+            take = min(int(lengths[b]), experts.size(1))
+            out[:, b, starts[b] : starts[b] + take] = experts[:, :take].cpu()
+        return list(out.to(self.device).unbind(0))
 
     def score(
         self,
         prompt_ids: Sequence[Sequence[int]],
         completion_ids: Sequence[Sequence[int]],
-        routing: Sequence[list[torch.Tensor]] | None = None,
+        routing: Sequence[torch.Tensor | None] | None = None,
         *,
         temperature: float = 1.0,
         entropy: bool = False,
@@ -252,7 +270,7 @@ class Policy:
         self,
         prompt_ids: Sequence[Sequence[int]],
         completion_ids: Sequence[Sequence[int]],
-        routing: Sequence[list[torch.Tensor]] | None = None,
+        routing: Sequence[torch.Tensor | None] | None = None,
         *,
         temperature: float = 1.0,
     ) -> torch.Tensor:
@@ -299,7 +317,9 @@ class HFPolicy(Policy):
     def from_pretrained(cls, path: str, device: str | torch.device = "cpu") -> HFPolicy:
         """Loads a causal LM and tokenizer saved with ``save_pretrained`` (local files only)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         return cls(model.to(device), tokenizer)
@@ -309,6 +329,13 @@ class HFPolicy(Policy):
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def render_chat(self, messages: Any) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            template = self.tokenizer.apply_chat_template
+            text = template(list(messages), tokenize=False, add_generation_prompt=True)
+            return str(text)
+        return super().render_chat(messages)
 
     def forward_logits(
         self, packed: Packed, routing: list[torch.Tensor] | None
