@@ -157,12 +157,11 @@ class ThinkFormatReward(Reward):
             return RewardResult(0.0, "repeated_answer_tag")
         if n_close == 0:
             return RewardResult(0.0, "unclosed_answer")
-        begin = text.find(a_open)
-        if begin < after_think or text[after_think:begin].strip():
-            return RewardResult(0.0, "text_between")
-        end = text.find(a_close)
+        begin, end = text.find(a_open), text.find(a_close)
         if end < begin:
             return RewardResult(0.0, "unclosed_answer")
+        if begin < after_think or text[after_think:begin].strip():
+            return RewardResult(0.0, "text_between")
         if text[end + len(a_close) :].strip():
             return RewardResult(0.0, "text_after_answer")
         if not text[begin + len(a_open) : end].strip():
