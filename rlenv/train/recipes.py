@@ -1,0 +1,476 @@
+"""R1 and R1-Zero experiments end to end: ``rlenv run`` chains pretraining, SFT, GRPO and an evaluation.
+
+Recipes (DeepSeek-R1, arXiv:2501.12948, at laptop scale on countdown, TinyZero's task):
+
+* ``r1`` -- generic arithmetic pretraining (never the task) -> cold-start SFT on solver-written countdown
+  solutions (:func:`rlenv.train.corpus.countdown_sft_rows`) -> GRPO with the countdown accuracy + format
+  rewards (the environment's default reward) -> evaluation.
+* ``r1zero`` -- pretraining on countdown's sibling tasks in the same template (evaluate an expression; write
+  any equation over given numbers) plus arithmetic -> pure GRPO with the same rewards -> evaluation.
+
+Each phase is one of T's stage functions (:mod:`rlenv.train.pretrain`, ``sft``, ``grpo``) writing into a
+sub-directory of ``run_dir``; the checkpoint of one phase is the policy of the next. After every phase the
+policy is evaluated on the same ``eval_items`` problems of the environment's ``split="test"`` stream (which
+shares no item with the train split every training phase draws from): greedy and sampled accuracy,
+accuracy on non-shortcut targets (neither the sum nor the product of all numbers), format rate, mean
+completion tokens, tokens spent per solved problem, beside the always-add and always-multiply baselines.
+The run directory receives ``config.json``, ``results.json`` (every figure), ``results.md`` (the table),
+``curves.png`` (learning curves of every phase) and the phases' checkpoints and ``metrics.jsonl``.
+
+GPU / TinyZero configuration: ``hf_model`` points at a local Hugging Face causal LM (e.g. a Qwen2.5-3B
+download); pretraining is skipped (the model is the base), the template is TinyZero's (``<think>`` prefilled)
+and the same environment and rewards are used. See docs/recipes.md.
+
+Left out on purpose: hyper-parameter search (defaults were set on the train split only), multi-GPU
+launchers (the stages support ``torchrun``), and wall-clock budgets inside a stage (phases are sized in
+steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["RecipeConfig", "RecipeResult", "evaluate_countdown", "run_recipe"]
+
+_QUICK = dict(
+    policy="tiny", pretrain_steps=4, pretrain_docs=64, sft_steps=4, sft_rows=32, grpo_steps=2,
+    prompts_per_step=2, num_generations=2, eval_items=8, max_new_tokens=24, seq_len=96, batch_size=4,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipeConfig:
+    """An experiment: the recipe, the policy, each phase's budget and the evaluation (``rlenv run``)."""
+
+    recipe: Literal["r1", "r1zero"] = "r1"
+    """"r1": pretrain -> SFT on solver traces -> GRPO; "r1zero": pretrain on sibling tasks -> pure GRPO."""
+    run_dir: str = ""
+    """Directory for every phase, the results table and the curves (default: runs/<recipe>)."""
+    policy: str = "small"
+    """Bundled preset ("tiny", "small") or a model directory to start from."""
+    hf_model: str = ""
+    """GPU / TinyZero setting: path of a local Hugging Face causal LM; skips pretraining (it is the base)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train and evaluate."""
+    seed: int = 0
+    """Seed of initialisation, corpora, training prompts and sampling."""
+    template: Literal["compact", "r1zero", "tinyzero"] = "compact"
+    """Countdown prompt framing: "compact" (one sentence: every prompt character is a token of every rollout
+    and update of the character-level policy), "r1zero" (R1-Zero's), "tinyzero" (prefills <think>)."""
+    num_numbers: int = 3
+    """Numbers per countdown problem (3-6); other generator settings are the environment's defaults."""
+    pretrain_steps: int = 600
+    """Pretraining optimiser steps."""
+    pretrain_docs: int = 6000
+    """Generated pretraining documents."""
+    pretrain_lr: float = 2e-3
+    """Pretraining peak learning rate."""
+    seq_len: int = 256
+    """Pretraining block length in tokens."""
+    batch_size: int = 16
+    """Pretraining and SFT batch size."""
+    sft_steps: int = 400
+    """Cold-start SFT optimiser steps (r1 only)."""
+    sft_rows: int = 6000
+    """Solver-written SFT rows (r1 only)."""
+    sft_lr: float = 1e-3
+    """SFT peak learning rate."""
+    trace_style: Literal["search", "direct"] = "search"
+    """SFT traces: the solver's search line by line, or the solution only (see rlenv.train.corpus)."""
+    grpo_steps: int = 60
+    """GRPO steps (rollout batches)."""
+    grpo_lr: float = 3e-5
+    """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable)."""
+    prompts_per_step: int = 16
+    """GRPO prompts (groups) per step."""
+    num_generations: int = 8
+    """GRPO completions per prompt (G)."""
+    temperature: float = 1.0
+    """Sampling temperature of GRPO rollouts and of the sampled evaluation."""
+    max_new_tokens: int = 160
+    """Completion length cap (tokens) for GRPO and evaluation."""
+    eval_items: int = 500
+    """Held-out problems (split="test") evaluated after each phase."""
+    eval_seed: int = 0
+    """Seed of the held-out test-split stream."""
+    quick: bool = False
+    """Tiny settings for a smoke test (tiny policy, a few steps, 8 evaluation items)."""
+
+    def __post_init__(self) -> None:
+        allowed = {"recipe": ("r1", "r1zero"), "device": ("auto", "cpu", "cuda"),
+                   "template": ("compact", "r1zero", "tinyzero"), "trace_style": ("search", "direct")}
+        for name, values in allowed.items():
+            if getattr(self, name) not in values:
+                raise ValueError(f"RecipeConfig.{name}={getattr(self, name)!r} is not one of {values}")
+        if not 3 <= self.num_numbers <= 6:
+            raise ValueError(f"RecipeConfig.num_numbers={self.num_numbers} must be in [3, 6]")
+        for name in ("pretrain_steps", "sft_steps", "grpo_steps", "seed", "eval_seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 0")
+        for name in ("pretrain_docs", "sft_rows", "seq_len", "batch_size", "prompts_per_step",
+                     "num_generations", "max_new_tokens", "eval_items"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 1")
+        for name in ("pretrain_lr", "sft_lr", "grpo_lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be > 0")
+
+    @property
+    def effective(self) -> RecipeConfig:
+        """The config actually run: ``quick`` applied and ``run_dir`` defaulted."""
+        config = dataclasses.replace(self, **_QUICK, quick=False) if self.quick else self
+        return dataclasses.replace(config, run_dir=config.run_dir or os.path.join("runs", config.recipe))
+
+    @property
+    def env_kwargs(self) -> dict[str, Any]:
+        """Countdown environment arguments shared by SFT data, GRPO and evaluation."""
+        config = {"min_numbers": self.num_numbers, "max_numbers": self.num_numbers}
+        return {"template": self.template, "config": config}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipeResult:
+    """What ``run_recipe`` returns (also written to ``results.json``)."""
+
+    run_dir: str
+    """The run directory."""
+    rows: Mapping[str, Mapping[str, float]]
+    """Phase ("base", "sft", "grpo") -> evaluation figures and the phase's wall time."""
+    baselines: Mapping[str, float]
+    """Accuracy of always adding / always multiplying every number on the held-out items."""
+    checkpoint: str
+    """The final policy."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Held-out evaluation
+
+
+def _countdown_env(split: str, env_kwargs: Mapping[str, Any]):
+    import gymnasium as gym
+
+    import rlenv  # noqa: F401  (registers the environments)
+    from rlenv.tasks.countdown import CountdownConfig
+
+    kwargs = dict(env_kwargs)
+    if isinstance(kwargs.get("config"), Mapping):
+        kwargs["config"] = CountdownConfig(**kwargs["config"])
+    return gym.make("rlenv/Countdown-v0", split=split, **kwargs).unwrapped
+
+
+def heldout_items(n: int, seed: int, env_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Items ``0..n-1`` of the countdown test split: ``prompt``, ``nums``, ``target``.
+
+    Example:
+        >>> items = heldout_items(2, 0, {"template": "r1zero"})
+        >>> sorted(items[0])
+        ['nums', 'prompt', 'target']
+    """
+    env = _countdown_env("test", env_kwargs)
+    items = []
+    for index in range(n):
+        prompt, info = env.reset(seed=seed, options={"index": index})
+        items.append({"prompt": prompt, "nums": list(info["nums"]), "target": int(info["target"])})
+    env.close()
+    return items
+
+
+def baselines(items: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Accuracy of the two shortcut policies: always add / always multiply every number.
+
+    Example:
+        >>> baselines([{"nums": [1, 2, 3], "target": 6}, {"nums": [2, 3, 4], "target": 24}])
+        {'always_add': 0.5, 'always_multiply': 1.0}
+    """
+    n = max(1, len(items))
+    return {
+        "always_add": sum(sum(it["nums"]) == it["target"] for it in items) / n,
+        "always_multiply": sum(math.prod(it["nums"]) == it["target"] for it in items) / n,
+    }
+
+
+def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, temperature: float,
+                       max_new_tokens: int, seed: int = 0, batch_size: int = 64,
+                       desc: str = "eval") -> dict[str, float]:
+    """Accuracy, non-shortcut accuracy, format rate and token costs of one sample per held-out item.
+
+    Args:
+        policy: A :class:`rlenv.train.policy.Policy`.
+        items: Rows with ``prompt``, ``nums`` and ``target`` (see :func:`heldout_items`).
+        temperature: 0 for greedy decoding.
+        max_new_tokens: Completion length cap.
+        seed: Sampling seed.
+        batch_size: Prompts per generate call.
+        desc: Progress-bar label.
+
+    Returns:
+        ``accuracy``, ``nonshortcut_accuracy``, ``format_rate``, ``mean_tokens``, ``tokens_per_solved``
+        (all completion tokens divided by the problems solved; inf when none), ``n``.
+    """
+    from tqdm.auto import tqdm
+
+    import rewards
+    from rewards.format import think_format
+    from rlenv.tasks.countdown import is_shortcut
+    from rlenv.train.policy import SamplingParams
+
+    correct, formatted, tokens, shortcut = [], [], [], []
+    for start in tqdm(range(0, len(items), batch_size), desc=desc, leave=False):
+        batch = items[start : start + batch_size]
+        sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
+        out = policy.generate([it["prompt"] for it in batch], 1, sampling)
+        prompts = [it["prompt"] for it in batch]
+        cols = {"nums": [it["nums"] for it in batch], "target": [it["target"] for it in batch]}
+        correct += [v == 1.0 for v in rewards.countdown_accuracy(out.texts, prompts=prompts, **cols)]
+        formatted += [v == 1.0 for v in think_format(out.texts, prompts=prompts)]
+        tokens += [len(ids) for ids in out.completion_ids]
+        shortcut += [is_shortcut(it["nums"], it["target"]) for it in batch]
+    n = len(items)
+    hard = [c for c, s in zip(correct, shortcut, strict=True) if not s]
+    solved = sum(correct)
+    return {
+        "accuracy": solved / n,
+        "nonshortcut_accuracy": sum(hard) / max(1, len(hard)),
+        "format_rate": sum(formatted) / n,
+        "mean_tokens": sum(tokens) / n,
+        "tokens_per_solved": sum(tokens) / solved if solved else float("inf"),
+        "n": float(n),
+    }
+
+
+def _evaluate_phase(checkpoint: str, config: RecipeConfig, items: Sequence[Mapping[str, Any]],
+                    phase: str) -> dict[str, float]:
+    from rlenv.train.policy import load_policy
+
+    device = _device(config.device)
+    policy = load_policy(checkpoint, device=device, seed=config.seed)
+    policy.module.eval()
+    greedy = evaluate_countdown(policy, items, temperature=0.0, max_new_tokens=config.max_new_tokens,
+                                seed=config.eval_seed, desc=f"eval {phase} greedy")
+    sampled = evaluate_countdown(policy, items, temperature=config.temperature, seed=config.eval_seed + 1,
+                                 max_new_tokens=config.max_new_tokens, desc=f"eval {phase} sampled")
+    row = {f"greedy/{k}": v for k, v in greedy.items()} | {f"sampled/{k}": v for k, v in sampled.items()}
+    return row
+
+
+def _device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phases
+
+
+def _write_jsonl(path: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return path
+
+
+def _common(config: RecipeConfig, phase: str) -> dict[str, Any]:
+    return {"run_dir": os.path.join(config.run_dir, phase), "seed": config.seed, "device": config.device}
+
+
+def _pretrain(config: RecipeConfig, policy: str) -> str:
+    from rlenv.train.config import PretrainConfig
+    from rlenv.train.corpus import make_corpus, sibling_rows
+    from rlenv.train.pretrain import pretrain
+
+    docs = make_corpus("arithmetic", config.pretrain_docs, config.seed)
+    if config.recipe == "r1zero":  # sibling tasks in the countdown template, interleaved with arithmetic
+        rows = sibling_rows(config.pretrain_docs, config.seed, template=config.template)
+        texts = [r["prompt"] + r["completion"] for r in rows]
+        docs = [d for pair in zip(docs, texts, strict=True) for d in pair]
+    path = _write_jsonl(os.path.join(config.run_dir, "data", "pretrain.jsonl"), [{"text": d} for d in docs])
+    stage = PretrainConfig(**_common(config, "pretrain"), policy=policy, corpus=path, corpus_size=len(docs),
+                           steps=config.pretrain_steps, lr=config.pretrain_lr, seq_len=config.seq_len,
+                           batch_size=config.batch_size, warmup_steps=min(20, config.pretrain_steps // 10))
+    return pretrain(stage).checkpoint
+
+
+def _sft(config: RecipeConfig, policy: str) -> str:
+    from rlenv.train.config import SFTConfig
+    from rlenv.train.corpus import countdown_sft_rows
+    from rlenv.train.sft import sft
+
+    kwargs = config.env_kwargs
+    rows = countdown_sft_rows(config.sft_rows, config.seed, template=kwargs["template"],
+                              style=config.trace_style, env_kwargs=_env_objects(kwargs, drop=("template",)))
+    path = _write_jsonl(os.path.join(config.run_dir, "data", "sft.jsonl"), rows)
+    stage = SFTConfig(**_common(config, "sft"), policy=policy, data=path, num_rows=len(rows),
+                      steps=config.sft_steps, lr=config.sft_lr, batch_size=config.batch_size,
+                      max_len=1024, warmup_steps=min(20, config.sft_steps // 10))
+    return sft(stage).checkpoint
+
+
+def _env_objects(kwargs: Mapping[str, Any], drop: Sequence[str] = ()) -> dict[str, Any]:
+    from rlenv.tasks.countdown import CountdownConfig
+
+    out = {k: v for k, v in kwargs.items() if k not in drop}
+    if isinstance(out.get("config"), Mapping):
+        out["config"] = CountdownConfig(**out["config"])
+    return out
+
+
+def _grpo(config: RecipeConfig, policy: str) -> str:
+    from rlenv.train.config import GRPOConfig
+    from rlenv.train.grpo import train
+
+    stage = GRPOConfig(**_common(config, "grpo"), policy=policy, env_kwargs=json.dumps(config.env_kwargs),
+                       steps=config.grpo_steps, lr=config.grpo_lr, prompts_per_step=config.prompts_per_step,
+                       num_generations=config.num_generations, max_new_tokens=config.max_new_tokens,
+                       temperature=config.temperature, warmup_steps=min(5, config.grpo_steps // 10),
+                       min_lr_ratio=1.0)
+    return train(stage).checkpoint
+
+
+def run_recipe(config: RecipeConfig) -> RecipeResult:
+    """Runs an experiment end to end and prints the before/after table.
+
+    Args:
+        config: The experiment; ``config.quick`` shrinks every budget for a smoke test.
+
+    Returns:
+        The per-phase evaluation figures, the baselines and the final checkpoint.
+    """
+    config = config.effective
+    os.makedirs(config.run_dir, exist_ok=True)
+    with open(os.path.join(config.run_dir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(config), f, indent=2)
+    items = heldout_items(config.eval_items, config.eval_seed, config.env_kwargs)
+    base_line = baselines(items)
+    phases: list[tuple[str, Any]] = [("base", _pretrain)]
+    if config.recipe == "r1":
+        phases.append(("sft", _sft))
+    phases.append(("grpo", _grpo))
+    policy = f"hf:{config.hf_model}" if config.hf_model else config.policy
+    rows: dict[str, dict[str, float]] = {}
+    for phase, run_phase in phases:
+        started = time.perf_counter()
+        # A Hugging Face model is a real base model: nothing to pretrain.
+        checkpoint = policy if phase == "base" and config.hf_model else run_phase(config, policy)
+        wall = time.perf_counter() - started
+        rows[phase] = {**_evaluate_phase(checkpoint, config, items, phase), "wall_s": wall}
+        policy = checkpoint
+        print(f"[{config.recipe}] {phase}: greedy {rows[phase]['greedy/accuracy']:.1%}, "
+              f"sampled {rows[phase]['sampled/accuracy']:.1%} ({wall:.0f} s)", flush=True)
+    result = RecipeResult(run_dir=config.run_dir, rows=rows, baselines=base_line, checkpoint=policy)
+    _report(config, result)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Report: table, results.json, curves.png
+
+_COLUMNS = (
+    ("greedy acc", "greedy/accuracy", "pct"),
+    ("sampled acc", "sampled/accuracy", "pct"),
+    ("non-shortcut (greedy)", "greedy/nonshortcut_accuracy", "pct"),
+    ("format", "greedy/format_rate", "pct"),
+    ("mean tokens", "greedy/mean_tokens", "num"),
+    ("tokens/solved", "greedy/tokens_per_solved", "num"),
+    ("wall", "wall_s", "time"),
+)
+_PHASE_NAMES = {"base": "base (pretrained)", "sft": "after SFT", "grpo": "after GRPO"}
+
+
+def _cell(value: float, kind: str) -> str:
+    if kind == "pct":
+        return f"{value:.1%}"
+    if kind == "time":
+        return f"{value / 60:.1f} min"
+    return "-" if math.isinf(value) else f"{value:.0f}"
+
+
+def format_table(rows: Mapping[str, Mapping[str, float]], baseline: Mapping[str, float]) -> str:
+    """The before/after table as Markdown.
+
+    Example:
+        >>> row = {"greedy/accuracy": 0.5, "sampled/accuracy": 0.4, "greedy/nonshortcut_accuracy": 0.45,
+        ...        "greedy/format_rate": 1.0, "greedy/mean_tokens": 60.0, "greedy/tokens_per_solved": 120.0,
+        ...        "wall_s": 90.0}
+        >>> print(format_table({"sft": row}, {"always_add": 0.01, "always_multiply": 0.01}).splitlines()[2])
+        | after SFT | 50.0% | 40.0% | 45.0% | 100.0% | 60 | 120 | 1.5 min |
+    """
+    header = "| phase | " + " | ".join(name for name, _, _ in _COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (len(_COLUMNS) + 1)]
+    for phase, row in rows.items():
+        cells = " | ".join(_cell(row[key], kind) for _, key, kind in _COLUMNS)
+        lines.append(f"| {_PHASE_NAMES.get(phase, phase)} | {cells} |")
+    total = sum(row["wall_s"] for row in rows.values())
+    lines.append(f"\nbaselines on the same items: always add {baseline['always_add']:.1%}, always multiply "
+                 f"{baseline['always_multiply']:.1%}; total wall time {total / 60:.1f} min")
+    return "\n".join(lines)
+
+
+def _read_metrics(path: str) -> list[dict[str, Any]]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+_CURVE_KEYS = {
+    "pretrain": ("loss", "loss/lm", "loss/total"),
+    "sft": ("loss", "loss/sft", "loss/total"),
+    "grpo": ("reward/accuracy", "accuracy", "reward/total", "reward/format", "completion/length"),
+}
+
+
+def plot_curves(run_dir: str, phases: Sequence[str]) -> str | None:
+    """Writes ``curves.png``: one panel per phase with its main metrics against the step.
+
+    Returns:
+        The PNG path, or None when no phase logged metrics.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logged = {p: _read_metrics(os.path.join(run_dir, p, "metrics.jsonl")) for p in phases}
+    logged = {p: m for p, m in logged.items() if m}
+    if not logged:
+        return None
+    fig, axes = plt.subplots(1, len(logged), figsize=(5 * len(logged), 3.5), squeeze=False)
+    for ax, (phase, records) in zip(axes[0], logged.items(), strict=True):
+        for key in _CURVE_KEYS.get(phase, ()):
+            points = [(r.get("step", i), r[key]) for i, r in enumerate(records) if key in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), label=key)
+        ax.set_title(phase)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(run_dir, "curves.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _report(config: RecipeConfig, result: RecipeResult) -> None:
+    table = format_table(result.rows, result.baselines)
+    title = (f"{config.recipe} on countdown ({config.num_numbers} numbers), {config.eval_items} held-out "
+             f"problems (split=test, seed={config.eval_seed})")
+    print(f"\n{title}\n{table}", flush=True)
+    with open(os.path.join(config.run_dir, "results.md"), "w") as f:
+        f.write(f"{title}\n\n{table}\n")
+    with open(os.path.join(config.run_dir, "results.json"), "w") as f:
+        json.dump(dataclasses.asdict(result), f, indent=2, default=float)
+    phases = ["pretrain", "sft", "grpo"] if config.recipe == "r1" else ["pretrain", "grpo"]
+    path = plot_curves(config.run_dir, phases)
+    if path:
+        print(f"learning curves: {path}", flush=True)

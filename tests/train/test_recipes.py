@@ -1,0 +1,78 @@
+"""Tests of the recipes: config checks, held-out items, baselines, the table, and a quick end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from rlenv.train.recipes import RecipeConfig, baselines, format_table, heldout_items
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("recipe", "r2"),
+        ("template", "chat"),
+        ("device", "tpu"),
+        ("trace_style", "beam"),
+        ("num_numbers", 2),
+        ("grpo_steps", -1),
+        ("eval_items", 0),
+        ("grpo_lr", 0.0),
+    ],
+)
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        RecipeConfig(**{field: value})
+
+
+def test_effective_config_applies_quick_and_defaults_the_run_dir():
+    config = RecipeConfig(recipe="r1zero", quick=True).effective
+    assert config.run_dir.endswith("r1zero") and config.policy == "tiny" and not config.quick
+    assert config.eval_items < 50
+    assert RecipeConfig(run_dir="x").effective.run_dir == "x"
+    assert json.loads(json.dumps(RecipeConfig().env_kwargs))["config"]["max_numbers"] == 3
+
+
+def test_heldout_items_come_from_the_test_split_only():
+    from rlenv.train.corpus import countdown_sft_rows
+
+    kwargs = RecipeConfig().env_kwargs
+    items = heldout_items(200, seed=0, env_kwargs=kwargs)
+    assert len(items) == 200 and all(len(it["nums"]) == 3 for it in items)
+    assert items == heldout_items(200, seed=0, env_kwargs=kwargs)
+    train = countdown_sft_rows(200, seed=0, template="compact", env_kwargs={"config": _three()})
+    assert {r["prompt"] for r in train}.isdisjoint(it["prompt"] for it in items)
+    # Shortcut targets are rare by default, so the baselines are low.
+    rates = baselines(items)
+    assert rates["always_add"] < 0.1 and rates["always_multiply"] < 0.1
+
+
+def _three():
+    from rlenv.tasks.countdown import CountdownConfig
+
+    return CountdownConfig(min_numbers=3, max_numbers=3)
+
+
+def test_baselines_table():
+    items = [
+        {"nums": [1, 2, 3], "target": 6},  # both sum and product
+        {"nums": [2, 3, 4], "target": 9},  # sum
+        {"nums": [2, 3, 4], "target": 24},  # product
+        {"nums": [2, 3, 4], "target": 5},  # neither
+    ]
+    assert baselines(items) == {"always_add": 0.5, "always_multiply": 0.5}
+
+
+def test_format_table_lists_every_phase_and_the_baselines():
+    row = {"greedy/accuracy": 0.655, "sampled/accuracy": 0.5, "greedy/nonshortcut_accuracy": 0.64,
+           "greedy/format_rate": 0.99, "greedy/mean_tokens": 61.2, "greedy/tokens_per_solved": math.inf,
+           "wall_s": 120.0}
+    baseline = {"always_add": 0.012, "always_multiply": 0.02}
+    text = format_table({"base": row, "sft": row, "grpo": row}, baseline)
+    lines = text.splitlines()
+    assert lines[0].startswith("| phase | greedy acc | sampled acc")
+    assert lines[2] == "| base (pretrained) | 65.5% | 50.0% | 64.0% | 99.0% | 61 | - | 2.0 min |"
+    assert "always add 1.2%, always multiply 2.0%; total wall time 6.0 min" in text
