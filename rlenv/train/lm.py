@@ -1,0 +1,133 @@
+"""Supervised next-token training shared by ``rlenv pretrain``, ``rlenv sft`` and ``rlenv distill``.
+
+Key idea: a data set is a list of token sequences with a 0/1 loss mask per token; a step takes the next
+``batch_size`` examples of a seeded, epoch-wise shuffled order (so the data position alone says where a
+resumed or data-parallel run is), right-pads them, and minimises the masked mean next-token cross-entropy,
+accumulated over ``grad_accum_steps`` micro-batches. Pretraining masks nothing; SFT masks the prompt.
+
+Left out on purpose: the bundled model's multi-token-prediction loss, sequence packing with cross-document
+attention masks (documents are packed back to back, separated by EOS, as GPT-2 did).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rlenv.train.config import OptimConfig, StageResult
+from rlenv.train.distributed import all_reduce_grads, reduce_max
+from rlenv.train.optim import optimizer_step
+from rlenv.train.policy import Packed
+from rlenv.train.runner import Run, start_run
+
+__all__ = ["Example", "example_order", "lm_loss", "train_lm"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """Token ids and a per-token loss mask (1 = predict this token) of the same length."""
+
+    ids: tuple[int, ...]
+    mask: tuple[int, ...]
+
+
+def example_order(n: int, position: int, count: int, seed: int) -> list[int]:
+    """Indices of examples ``position .. position + count - 1`` of an endless epoch-wise shuffled stream.
+
+    Example:
+        >>> order = example_order(4, 0, 8, seed=0)
+        >>> sorted(order[:4]) == sorted(order[4:]) == [0, 1, 2, 3]
+        True
+    """
+    out = []
+    for pos in range(position, position + count):
+        epoch, offset = divmod(pos, n)
+        perm = list(range(n))
+        random.Random(seed * 100_003 + epoch).shuffle(perm)
+        out.append(perm[offset])
+    return out
+
+
+def lm_loss(run: Run, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of masked next-token cross-entropies and the number of predicted tokens of a micro-batch."""
+    width = max(len(e.ids) for e in examples)
+    pad = run.policy.pad_id
+    tokens = torch.tensor([list(e.ids) + [pad] * (width - len(e.ids)) for e in examples])  # (B, T)
+    attention = torch.tensor([[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in examples])  # (B, T)
+    mask = torch.tensor([list(e.mask) + [0] * (width - len(e.ids)) for e in examples], dtype=torch.float32)
+    packed = Packed(tokens, attention, mask, prompt_len=0)
+    with run.autocast():
+        logits, aux = run.policy.forward_logits(packed, None)  # (B, T, V)
+    targets = tokens[:, 1:].to(logits.device)  # (B, T - 1)
+    weight = mask[:, 1:].to(logits.device)  # (B, T - 1)
+    losses = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none"
+    ).view_as(targets)  # (B, T - 1)
+    return (losses * weight).sum() + aux.float() * 0.0, weight.sum()
+
+
+def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int) -> dict[str, float]:
+    config = run.config
+    per_rank = batch_size * accum
+    start = run.state.data_position + run.dist.rank * per_rank
+    order = example_order(len(data), start, per_rank, config.seed)
+    run.state.data_position += per_rank * run.dist.world_size
+    micro = [order[i : i + batch_size] for i in range(0, per_rank, batch_size)]
+    total_tokens = sum(sum(data[i].mask[1:]) for i in order)
+    finite, loss_sum = True, 0.0
+    for rows in micro:
+        loss, _ = lm_loss(run, [data[i] for i in rows])
+        loss = loss / max(total_tokens, 1)
+        if not math.isfinite(float(loss.detach())):
+            finite = False
+            continue
+        loss.backward()
+        loss_sum += float(loss.detach())
+    all_reduce_grads(run.policy.module.parameters())
+    ok = float(reduce_max(torch.tensor(0.0 if finite else 1.0))) == 0.0
+    result = optimizer_step(
+        run.policy.module, run.optimizer, run.scheduler, config.max_grad_norm, loss_finite=ok
+    )
+    metrics = {
+        "loss/lm": loss_sum,
+        "loss/perplexity": math.exp(min(loss_sum, 50.0)),
+        "optim/grad_norm": result.grad_norm,
+        "optim/lr": run.scheduler.get_last_lr()[0],
+        "train/skipped_updates": float(result.skipped),
+        "train/tokens": float(total_tokens),
+    }
+    if not result.skipped:
+        metrics.update(run.policy.after_optimizer_step())
+    return metrics
+
+
+def train_lm(
+    config: OptimConfig, build_data: object, *, batch_size: int, grad_accum_steps: int, desc: str
+) -> StageResult:
+    """Runs a supervised stage: ``build_data(policy) -> list[Example]`` then ``config.steps`` updates."""
+    run = start_run(config, total_updates=config.steps)
+    data = build_data(run.policy)  # type: ignore[operator]
+    if not data:
+        raise ValueError(f"{type(config).__name__}: the training data is empty")
+    bar = run.progress(desc)
+    try:
+        while run.state.step < config.steps:
+            started = time.perf_counter()
+            metrics = _step(run, data, batch_size, grad_accum_steps)
+            elapsed = time.perf_counter() - started
+            metrics["perf/tokens_per_s"] = metrics["train/tokens"] * run.dist.world_size / max(elapsed, 1e-9)
+            metrics["perf/train_s"] = elapsed
+            run.state.step += 1
+            run.logger.log(run.state.step, metrics)
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss/lm']:.4f}")
+            if run.after_step():
+                break
+    finally:
+        bar.close()
+    return run.finish()
