@@ -392,6 +392,7 @@ LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
     **{script: frozenset({script}) for script in _SCRIPTS},
 }  # fmt: skip
 """Language code or script name -> the scripts its words may be written in."""
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
@@ -440,6 +441,8 @@ class LanguageConsistencyReward(Reward):
 
     def judge(self, completion: Completion, **row: Any) -> RewardResult:
         text = _reasoning(completion.full_text) if self.reasoning_only else completion.full_text
+        for tag in _TAGS:  # tag names are markup, not words of the reasoning
+            text = text.replace(tag, " ")
         target, total = script_shares(text[: self.max_chars], LANGUAGE_SCRIPTS[self.language])
         if total == 0:
             return RewardResult(self.empty_value, "no_words")
