@@ -1,0 +1,127 @@
+"""Generation: cached == uncached greedy, stops, log-probs, routing for replay, speculative decoding."""
+
+import pytest
+import torch
+
+from policies import ModelConfig, Tokenizer, Transformer, generate, left_pad, stack_routing
+from policies.sampling import sampling_logprobs
+from policies.speculative import speculative_generate
+
+PROMPTS = [[1, 50, 60, 70, 80, 90], [1, 9], [1, 10, 11], [1, 12, 13, 14]]
+
+
+@pytest.fixture(scope="module")
+def model64():
+    torch.manual_seed(0)
+    # fp64 so that argmax near-ties cannot differ between the expanded and absorbed (cached) forms
+    return Transformer(ModelConfig.tiny(init_std=0.3)).double().eval()
+
+
+def uncached_greedy(model, prompts, n):
+    tokens, mask = left_pad(prompts)
+    for _ in range(n):
+        nxt = model(tokens, attention_mask=mask)[:, -1].argmax(-1)
+        tokens = torch.cat([tokens, nxt[:, None]], 1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+    return tokens[:, -n:].tolist()
+
+
+def test_cached_equals_uncached_greedy(model64):
+    out = generate(model64, PROMPTS, max_new_tokens=16, temperature=0)
+    assert out.tokens == uncached_greedy(model64, PROMPTS, 16)
+    # and each row alone (no padding) gives the same tokens
+    for p, t in zip(PROMPTS, out.tokens, strict=True):
+        assert generate(model64, [p], max_new_tokens=16, temperature=0).tokens[0] == t
+
+
+def test_logprobs_match_training_forward(model64):
+    temp = 0.7
+    out = generate(
+        model64,
+        PROMPTS,
+        max_new_tokens=8,
+        temperature=temp,
+        top_k=20,
+        top_p=0.9,
+        generator=torch.Generator().manual_seed(0),
+        return_routing=True,
+    )
+    for p, toks, lps, routing in zip(PROMPTS, out.tokens, out.logprobs, out.routing, strict=True):
+        seq = torch.tensor([p + toks])
+        replay = [r[None] for r in routing.unbind(0)]  # (1, T, k) per layer
+        logits = model64(seq, routing=replay)[0, len(p) - 1 : -1] / temp
+        ref = logits.log_softmax(-1).gather(1, torch.tensor(toks)[:, None]).squeeze(1)
+        torch.testing.assert_close(torch.tensor(lps, dtype=torch.float64), ref, atol=1e-6, rtol=1e-6)
+        assert routing.shape[1] == len(p) + len(toks) and (routing[:, -1] == -1).all()
+
+
+def test_stop_tokens_and_strings():
+    torch.manual_seed(1)
+    tok = Tokenizer()
+    model = Transformer(ModelConfig.tiny())
+    free = generate(model, PROMPTS, max_new_tokens=20, temperature=0, tokenizer=tok)
+    assert free.finished == [False] * 4 and all(len(t) == 20 for t in free.tokens)
+    stop_id = free.tokens[0][5]
+    out = generate(model, PROMPTS, max_new_tokens=20, temperature=0, stop_token_ids=[stop_id], tokenizer=tok)
+    assert out.tokens[0] == free.tokens[0][:6] and out.finished[0]
+    for full, got, fin in zip(free.tokens, out.tokens, out.finished, strict=True):
+        assert got == full[: len(got)] and fin == (stop_id in full)
+    stop_text = tok.decode(free.tokens[1][7:9])
+    out = generate(model, PROMPTS, max_new_tokens=20, temperature=0, stop_strings=[stop_text], tokenizer=tok)
+    assert out.finished[1] and stop_text in out.texts[1]
+    assert stop_text not in tok.decode(out.tokens[1][:-1])  # cut exactly at the completing token
+    with pytest.raises(ValueError, match="tokenizer"):
+        generate(model, PROMPTS, max_new_tokens=2, stop_strings=["x"])
+
+
+def test_sampling_reproducible_and_filtered():
+    model = Transformer(ModelConfig.tiny(init_std=0.5))
+    a = generate(model, PROMPTS, max_new_tokens=10, generator=torch.Generator().manual_seed(3))
+    b = generate(model, PROMPTS, max_new_tokens=10, generator=torch.Generator().manual_seed(3))
+    assert a.tokens == b.tokens
+    logits = torch.randn(5, 263)
+    sample_lp, _ = sampling_logprobs(logits, 1.0, top_p=1.0, top_k=3)
+    assert (sample_lp.isfinite().sum(-1) == 3).all()
+    sample_lp, _ = sampling_logprobs(logits, 1.0, top_p=0.5)
+    kept = sample_lp.isfinite()
+    probs = logits.softmax(-1)
+    assert ((probs * kept).sum(-1) >= 0.5).all()
+    with pytest.raises(ValueError, match="top_p"):
+        generate(model, PROMPTS, max_new_tokens=2, top_p=0.0)
+    with pytest.raises(ValueError, match="max_seq_len"):
+        generate(model, PROMPTS, max_new_tokens=1000)
+
+
+def test_stack_routing_layout():
+    rows = [torch.arange(6).view(1, 3, 2), torch.arange(4).view(1, 2, 2)]
+    out = stack_routing(rows, starts=[0, 2], length=4)
+    assert out[0][1, :2].eq(-1).all() and out[0][1, 2:].tolist() == [[0, 1], [2, 3]]
+
+
+def test_speculative_greedy_equals_plain(model64):
+    plain = generate(model64, PROMPTS, max_new_tokens=15, temperature=0, stop_token_ids=[7])
+    spec = speculative_generate(model64, PROMPTS, max_new_tokens=15, temperature=0, stop_token_ids=[7])
+    assert spec.tokens == plain.tokens and spec.finished == plain.finished
+    torch.testing.assert_close(torch.tensor(sum(spec.logprobs, [])), torch.tensor(sum(plain.logprobs, [])))
+
+
+def test_speculative_sampling_preserves_distribution():
+    # vocab of 4 tokens: compare the empirical law of the first two sampled tokens with the exact one
+    torch.manual_seed(5)
+    cfg = ModelConfig.tiny(vocab_size=4, init_std=0.6)
+    model = Transformer(cfg).eval()
+    n = 3000
+    spec = speculative_generate(
+        model, [[1, 2]] * n, max_new_tokens=2, temperature=1.0, generator=torch.Generator().manual_seed(0)
+    )
+    assert 0.05 < spec.acceptance_rate < 0.99  # both branches exercised
+    with torch.no_grad():
+        p1 = model(torch.tensor([[1, 2]]))[0, -1].softmax(-1)  # (4,)
+        seqs = torch.tensor([[1, 2, a] for a in range(4)])
+        p2 = model(seqs)[:, -1].softmax(-1)  # (4, 4)
+    exact = (p1[:, None] * p2).flatten()  # (16,)
+    counts = torch.zeros(16)
+    for t in spec.tokens:
+        counts[t[0] * 4 + t[1]] += 1
+    chi2 = float(((counts - n * exact) ** 2 / (n * exact)).sum())
+    assert chi2 < 37.7, chi2  # 99.9% quantile of chi-square with 15 degrees of freedom
