@@ -11,8 +11,8 @@ resume from indices instead of files.
 
 References: TRL ``GRPOTrainer`` dataset format (``prompt`` column, extra columns passed to reward functions).
 
-Left out on purpose: env kwargs that are not JSON-serialisable (an in-memory list of rows, a reward object)
-are recorded by type name only; regenerating such rows needs the same kwargs passed again.
+Left out on purpose: env kwargs that are not JSON-serialisable, and in-memory ``data`` (a list of rows, a
+``datasets.Dataset``), are recorded by type name only; regenerating such rows needs them passed again.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def _jsonable(value: Any) -> Any:
 
 def _kwargs_record(env_kwargs: dict[str, Any]) -> str:
     kept = {k: v for k, v in env_kwargs.items() if k not in _SCORING_KWARGS}
+    data = kept.get("data")
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        kept["data"] = {"__unserializable__": type(data).__name__}  # rows in memory: not copied into each row
     return json.dumps(_jsonable(kept), sort_keys=True)
 
 

@@ -1,0 +1,153 @@
+"""Countdown generator and solver: solvable by construction, shortcut control, streams, speed, reward 1."""
+
+import itertools
+import math
+import time
+from fractions import Fraction
+
+import gymnasium as gym
+import pytest
+
+import rewards
+from rlenv.tasks import countdown as cd
+
+OPS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b if b else None,
+}
+
+
+def brute_force_values(nums):
+    """Every value reachable using all of nums exactly once (any order, any bracketing, exact rationals)."""
+    if len(nums) == 1:
+        return {nums[0]}
+    out = set()
+    for i, j in itertools.permutations(range(len(nums)), 2):
+        rest = [n for k, n in enumerate(nums) if k not in (i, j)]
+        for fn in OPS.values():
+            v = fn(nums[i], nums[j])
+            if v is not None:
+                out |= brute_force_values([*rest, v])
+    return out
+
+
+def test_every_generated_item_is_solvable_by_brute_force():
+    # an independent exhaustive search (rationals, both operand orders) over 3- and 4-number items
+    items = cd.generate(60, seed=11, config=cd.CountdownConfig(min_numbers=3, max_numbers=4))
+    for item in items:
+        assert Fraction(item["target"]) in brute_force_values([Fraction(n) for n in item["nums"]]), item
+
+
+@pytest.mark.parametrize("level", [1, 2, 3, 4, 5])
+def test_solver_finds_a_verified_equation_at_every_difficulty(level):
+    config = cd.CountdownConfig.for_difficulty(level)
+    items = cd.generate(15, seed=level, config=config)
+    for item in items:
+        assert config.min_numbers <= len(item["nums"]) <= config.max_numbers
+        assert config.min_target <= item["target"] <= config.max_target
+        equation = cd.solve(item["nums"], item["target"])
+        assert equation is not None, item
+        for expr in (equation, item["solution"]):  # solver output and the generator's witness
+            completion = f"<think>.</think><answer>{expr}</answer>"
+            assert rewards.countdown_accuracy([completion], nums=[item["nums"]], target=[item["target"]]) == [1.0]
+
+
+def test_solve_steps_replay_to_the_target():
+    nums, target = [25, 50, 75, 100, 3, 6], 952  # the famous 1972 Countdown round
+    steps = cd.solve_steps(nums, target)
+    assert steps is not None and steps[-1][3] == target and len(steps) <= len(nums) - 1
+    pool = list(nums)
+    for a, op, b, result in steps:
+        pool.remove(a)
+        pool.remove(b)
+        assert OPS[op](Fraction(a), Fraction(b)) == result
+        pool.append(result)
+    assert pool == [target]
+    assert cd.solve([2, 2], 5) is None and cd.solve_steps([2, 2], 5) is None
+
+
+def test_stepping_with_a_correct_equation_gives_reward_one():
+    env = gym.make("rlenv/Countdown-v0", difficulty=4)
+    for index in range(5):
+        _, info = env.reset(seed=3, options={"index": index})
+        equation = cd.solve(info["nums"], info["target"])
+        _, reward, terminated, truncated, step_info = env.step(f"<think>try</think><answer>{equation}</answer>")
+        assert (reward, terminated, truncated) == (1.0, True, False)
+        assert step_info["rewards"] == {"accuracy": 1.0, "format": 1.0}
+
+
+def test_tinyzero_template_prefills_think_and_is_scored_prefill_aware():
+    env = gym.make("rlenv/Countdown-v0", template="tinyzero")
+    obs, info = env.reset(seed=0)
+    assert obs.endswith("Let me solve this step by step.\n<think>")
+    _, reward, *_ = env.step(f"reasoning</think><answer>{info['solution']}</answer>")
+    assert reward == 1.0
+
+
+def test_shortcut_targets_are_rare_by_default_and_reported():
+    items = cd.generate(3000, seed=0)
+    dist = cd.target_distribution(items)
+    assert dist["sum_rate"] < 0.05 and dist["product_rate"] < 0.05
+    assert math.isclose(sum(share for *_, share in dist["histogram"]), 1.0)
+    assert set(dist["n_numbers"]) == {3, 4}
+    # the naive construction really is shortcut-heavy at difficulty 1 (3 numbers): that is what we fix
+    config = cd.CountdownConfig.for_difficulty(1)
+    naive = cd.target_distribution([cd.naive_item(i, config=config) for i in range(2000)])
+    ours = cd.target_distribution(cd.generate(2000, config=config))
+    assert naive["sum_rate"] > 0.2 > 0.05 > ours["sum_rate"]
+    forced = cd.target_distribution(cd.generate(2000, config=cd.CountdownConfig(shortcut_rate=0.5)))
+    assert forced["sum_rate"] + forced["product_rate"] > 0.2
+
+
+def _key(item):
+    return tuple(item["nums"]), item["target"]
+
+
+def test_seeds_and_splits_share_no_items():
+    a = {_key(x) for x in cd.generate(1000, seed=42)}
+    b = {_key(x) for x in cd.generate(1000, seed=43)}
+    test = {_key(x) for x in cd.generate(1000, seed=42, split="test")}
+    assert len(a) == 1000 and not a & b and not a & test
+    # item i regenerates alone, identical to its place in the batch
+    assert cd.generate_item(517, seed=42) == cd.generate(1, seed=42, start=517)[0]
+
+
+def test_generator_makes_at_least_5000_items_per_second():
+    best = 0.0
+    for _ in range(3):  # best of three: the machine is shared
+        t0 = time.perf_counter()
+        cd.generate(2000, seed=1)
+        best = max(best, 2000 / (time.perf_counter() - t0))
+    assert best >= 5000, f"{best:.0f} items/s"
+
+
+def test_generator_never_touches_global_rngs():
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(0)
+    py_state, np_state = random.getstate(), np.random.get_state()[1].copy()
+    cd.generate(50, seed=1)
+    gym.make("rlenv/Countdown-v0").reset(seed=1)
+    assert random.getstate() == py_state and (np.random.get_state()[1] == np_state).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"min_numbers": 2}, {"max_numbers": 7}, {"min_value": 0}, {"operators": ("^",)}, {"shortcut_rate": 1.5},
+     {"min_target": 50, "max_target": 10}],
+)
+def test_bad_config_raises_value_error(kwargs):
+    with pytest.raises(ValueError):
+        cd.CountdownConfig(**kwargs)
+
+
+def test_unreachable_target_range_fails_loudly():
+    config = cd.CountdownConfig(min_value=1, max_value=2, min_numbers=3, max_numbers=3, min_target=10_000,
+                                max_target=20_000, max_tries=5)
+    with pytest.raises(ValueError, match="widen"):
+        cd.generate_item(0, config=config)
