@@ -17,7 +17,9 @@ def has_reward(name: str) -> bool:
 
 # Code-v0 / CodeFeedback-v0 score with rewards.code_accuracy (helper C); until it lands their default-reward
 # tests are skipped with this reason instead of failing on a missing name.
-needs_code_reward = pytest.mark.skipif(not has_reward("code_accuracy"), reason="rewards.code_accuracy not landed")
+needs_code_reward = pytest.mark.skipif(
+    not has_reward("code_accuracy"), reason="rewards.code_accuracy not landed"
+)
 
 
 def correct_completion(env_id: str, info: dict) -> str | None:

@@ -51,7 +51,9 @@ def test_solver_finds_a_verified_equation_at_every_difficulty(level):
         assert equation is not None, item
         for expr in (equation, item["solution"]):  # solver output and the generator's witness
             completion = f"<think>.</think><answer>{expr}</answer>"
-            assert rewards.countdown_accuracy([completion], nums=[item["nums"]], target=[item["target"]]) == [1.0]
+            assert rewards.countdown_accuracy([completion], nums=[item["nums"]], target=[item["target"]]) == [
+                1.0
+            ]
 
 
 def test_solve_steps_replay_to_the_target():
@@ -73,7 +75,9 @@ def test_stepping_with_a_correct_equation_gives_reward_one():
     for index in range(5):
         _, info = env.reset(seed=3, options={"index": index})
         equation = cd.solve(info["nums"], info["target"])
-        _, reward, terminated, truncated, step_info = env.step(f"<think>try</think><answer>{equation}</answer>")
+        _, reward, terminated, truncated, step_info = env.step(
+            f"<think>try</think><answer>{equation}</answer>"
+        )
         assert (reward, terminated, truncated) == (1.0, True, False)
         assert step_info["rewards"] == {"accuracy": 1.0, "format": 1.0}
 
@@ -138,8 +142,14 @@ def test_generator_never_touches_global_rngs():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"min_numbers": 2}, {"max_numbers": 7}, {"min_value": 0}, {"operators": ("^",)}, {"shortcut_rate": 1.5},
-     {"min_target": 50, "max_target": 10}],
+    [
+        {"min_numbers": 2},
+        {"max_numbers": 7},
+        {"min_value": 0},
+        {"operators": ("^",)},
+        {"shortcut_rate": 1.5},
+        {"min_target": 50, "max_target": 10},
+    ],
 )
 def test_bad_config_raises_value_error(kwargs):
     with pytest.raises(ValueError):
@@ -147,7 +157,14 @@ def test_bad_config_raises_value_error(kwargs):
 
 
 def test_unreachable_target_range_fails_loudly():
-    config = cd.CountdownConfig(min_value=1, max_value=2, min_numbers=3, max_numbers=3, min_target=10_000,
-                                max_target=20_000, max_tries=5)
+    config = cd.CountdownConfig(
+        min_value=1,
+        max_value=2,
+        min_numbers=3,
+        max_numbers=3,
+        min_target=10_000,
+        max_target=20_000,
+        max_tries=5,
+    )
     with pytest.raises(ValueError, match="widen"):
         cd.generate_item(0, config=config)

@@ -19,8 +19,9 @@ def always(value):
 
 
 def test_fixed_schedule_follows_milestones():
-    env = CurriculumWrapper(gym.make("rlenv/Countdown-v0", reward=always(0.0)),
-                            FixedSchedule(milestones=((0, 1), (3, 2), (5, 4))))
+    env = CurriculumWrapper(
+        gym.make("rlenv/Countdown-v0", reward=always(0.0)), FixedSchedule(milestones=((0, 1), (3, 2), (5, 4)))
+    )
     levels = []
     for _ in range(7):
         _, info = env.reset(seed=len(levels))
@@ -31,7 +32,9 @@ def test_fixed_schedule_follows_milestones():
         FixedSchedule(milestones=((1, 1),))
 
 
-@pytest.mark.parametrize(("value", "start", "expected"), [(1.0, 1, [1, 1, 1, 2, 2, 2, 3]), (0.0, 4, [4, 4, 4, 3, 3, 3, 2])])
+@pytest.mark.parametrize(
+    ("value", "start", "expected"), [(1.0, 1, [1, 1, 1, 2, 2, 2, 3]), (0.0, 4, [4, 4, 4, 3, 3, 3, 2])]
+)
 def test_adaptive_schedule_raises_on_success_and_lowers_on_collapse(value, start, expected):
     schedule = AdaptiveSchedule(start=start, window=3, raise_above=0.6, lower_below=0.2)
     env = CurriculumWrapper(gym.make("rlenv/Math-v0", reward=always(value)), schedule)

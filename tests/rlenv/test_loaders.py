@@ -18,12 +18,24 @@ MATH = [
     {"problem": "Half of 1?", "solution": "It is $\\boxed{\\frac{1}{2}}$.", "level": "Level 1"},
     {"problem": "What is 2+2?", "solution": "4", "answer": "4"},
 ]
-HUMANEVAL = [{"task_id": "HumanEval/0", "prompt": "def add(a, b):\n    \"\"\"Add a and b.\"\"\"\n",
-              "canonical_solution": "    return a + b\n", "entry_point": "add",
-              "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n"}]
-MBPP = [{"task_id": 11, "text": "Write a function to remove the first and last occurrence of a char.",
-         "code": "", "test_setup_code": "", "test_list": ["assert remove_Occ(\"hello\",\"l\") == \"heo\"",
-                                                          "assert remove_Occ(\"abcda\",\"a\") == \"bcd\""]}]
+HUMANEVAL = [
+    {
+        "task_id": "HumanEval/0",
+        "prompt": 'def add(a, b):\n    """Add a and b."""\n',
+        "canonical_solution": "    return a + b\n",
+        "entry_point": "add",
+        "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n",
+    }
+]
+MBPP = [
+    {
+        "task_id": 11,
+        "text": "Write a function to remove the first and last occurrence of a char.",
+        "code": "",
+        "test_setup_code": "",
+        "test_list": ['assert remove_Occ("hello","l") == "heo"', 'assert remove_Occ("abcda","a") == "bcd"'],
+    }
+]
 
 
 def _write_jsonl(path: Path, rows, gz=False):
@@ -58,7 +70,11 @@ def test_code_loaders(tmp_path):
     he = loaders.load_humaneval(_write_jsonl(tmp_path / "he.jsonl.gz", HUMANEVAL, gz=True))[0]
     assert he["entry_point"] == "add" and "check(candidate)" in he["test"] and "def add" in he["problem"]
     mbpp = loaders.load_mbpp(_write_jsonl(tmp_path / "mbpp.jsonl", MBPP))[0]
-    assert mbpp["entry_point"] == "remove_Occ" and len(mbpp["tests"]) == 2 and MBPP[0]["test_list"][0] in mbpp["problem"]
+    assert (
+        mbpp["entry_point"] == "remove_Occ"
+        and len(mbpp["tests"]) == 2
+        and MBPP[0]["test_list"][0] in mbpp["problem"]
+    )
 
 
 def test_datasets_object_source():

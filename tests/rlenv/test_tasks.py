@@ -17,7 +17,11 @@ def test_linear_answers_satisfy_their_equation():
             assert m, item["problem"]
             a, sign, b, c, sign2, d = m.groups()
             b = int(b) * (-1 if sign == "-" else 1)
-            c = int(c) if c else (1 if "= x" in item["problem"] or " x " in item["problem"].split("=")[1] else 0)
+            c = (
+                int(c)
+                if c
+                else (1 if "= x" in item["problem"] or " x " in item["problem"].split("=")[1] else 0)
+            )
             d = int(d or 0) * (-1 if sign2 == "-" else 1)
             x = Fraction(item["answer"])
             assert int(a) * x + b == c * x + d, item
@@ -54,7 +58,10 @@ def test_math_streams_are_disjoint():
 def test_code_tasks_have_distinct_well_formed_tests(kind):
     for level in (1, 3, 5):
         for item in code_gen.generate(10, seed=level, difficulty=level, kinds=(kind,)):
-            assert item["entry_point"] == "solve" and f"solve({'xs' if kind == 'list' else ''}" in item["problem"]
+            assert (
+                item["entry_point"] == "solve"
+                and f"solve({'xs' if kind == 'list' else ''}" in item["problem"]
+            )
             tests = item["tests"]
             assert 1 <= len(tests) <= 3 + level and len(set(tests)) == len(tests)
             for test in tests:
