@@ -73,7 +73,7 @@ def adversarial_completions(max_chars: int = 200_000) -> st.SearchStrategy[str]:
         _repeated(st.sampled_from(("x", "<think>", "<answer>", "</answer>", "\x00", "🙂", "1+")), max_chars),
         _repeated(st.sampled_from(_TAGS).map(lambda t: t * 3), max_chars),
         depth.map(lambda d: "<answer>" + "(" * d + "1" + ")" * d + "</answer>"),
-        depth.map(lambda d: "<think>" * d + "</answer>" * d),
+        st.integers(1, max(1, max_chars // 16)).map(lambda d: "<think>" * d + "</answer>" * d),
         st.sampled_from((
             "<answer>__import__('os').system('touch /tmp/pwned')</answer>",
             "<answer>44**35**19</answer>",
