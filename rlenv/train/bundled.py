@@ -10,6 +10,7 @@ Left out on purpose: the MTP loss (used by pretraining, :mod:`rlenv.train.pretra
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -22,6 +23,36 @@ from rlenv.train.policy import KIND_FILE, Packed, Policy, Rollouts, SamplingPara
 __all__ = ["PRESETS", "BundledPolicy"]
 
 PRESETS = ("tiny", "small")
+
+
+def is_preset(spec: str) -> bool:
+    """Whether ``spec`` names a bundled preset (optionally with overrides).
+
+    Example:
+        >>> is_preset("tiny"), is_preset("small:max_seq_len=1024"), is_preset("runs/x")
+        (True, True, False)
+    """
+    return spec.split(":", 1)[0] in PRESETS
+
+
+def preset_config(spec: str, config_class: Any) -> Any:
+    """The ``ModelConfig`` of ``"preset"`` or ``"preset:field=value,..."`` (values cast to field types)."""
+    name, _, overrides = spec.partition(":")
+    if name not in PRESETS:
+        raise ValueError(f"preset={name!r} is not one of {PRESETS}")
+    config = getattr(config_class, name)()
+    changes: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in overrides.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not hasattr(config, key):
+            hint = "use field=value with a ModelConfig field"
+            raise ValueError(f"bad preset override {item!r} in {spec!r}; {hint}")
+        current = getattr(config, key)
+        if isinstance(current, bool):
+            changes[key] = value.lower() in ("1", "true", "yes")
+        else:
+            changes[key] = type(current)(value)
+    return dataclasses.replace(config, **changes)
 
 
 def _tokenizer() -> Any:
@@ -63,13 +94,12 @@ class BundledPolicy(Policy):
         self.num_experts = int(getattr(model.config, "n_routed_experts", 0)) if self.is_moe else 0
 
     @classmethod
-    def from_preset(cls, name: str, *, device: str | torch.device = "cpu", seed: int = 0) -> BundledPolicy:
-        """A freshly initialised model of preset ``name`` ("tiny", "small"), seeded by ``seed``."""
+    def from_preset(cls, spec: str, *, device: str | torch.device = "cpu", seed: int = 0) -> BundledPolicy:
+        """A freshly initialised model of a preset, seeded by ``seed``; ``spec`` is ``"tiny"``, ``"small"`` or
+        a preset with ``ModelConfig`` overrides, e.g. ``"tiny:max_seq_len=1024,n_layers=4"``."""
         import policies
 
-        if name not in PRESETS:
-            raise ValueError(f"preset={name!r} is not one of {PRESETS}")
-        config = getattr(policies.ModelConfig, name)()
+        config = preset_config(spec, policies.ModelConfig)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = policies.Transformer(config)

@@ -79,7 +79,8 @@ class OptimConfig:
     run_dir: str = "runs/default"
     """Directory for metrics.jsonl, TensorBoard events, checkpoints and the final model."""
     policy: str = "tiny"
-    """Bundled preset ("tiny", "small"), a model/checkpoint directory, or "hf:PATH" (Hugging Face model)."""
+    """Bundled preset ("tiny", "small"; overrides as "tiny:max_seq_len=1024"), a model/checkpoint directory,
+    or "hf:PATH" (Hugging Face model)."""
     seed: int = 0
     """Seed of python, numpy and torch RNGs and of every sampling call."""
     steps: int = 4
@@ -141,6 +142,9 @@ class GRPOConfig(OptimConfig):
 
     run_dir: str = "runs/grpo"
     """Directory for metrics.jsonl, TensorBoard events, checkpoints and the final model."""
+    policy: str = "tiny:max_seq_len=1024"
+    """Bundled preset ("tiny", "small", with overrides as "tiny:max_seq_len=1024"), a model/checkpoint
+    directory, or "hf:PATH" (Hugging Face model). Countdown prompts need max_seq_len > 512."""
     env_id: str = "rlenv/Countdown-v0"
     """Gymnasium id of the environment giving prompts and rewards."""
     env_kwargs: str = "{}"
@@ -288,8 +292,10 @@ class DistillConfig(SFTConfig):
 
     run_dir: str = "runs/distill"
     """Directory for the kept samples (distill.jsonl), metrics, checkpoints and the final model."""
-    teacher: str = "tiny"
-    """Teacher policy: bundled preset, model/checkpoint directory or "hf:PATH"."""
+    policy: str = "tiny:max_seq_len=1024"
+    """Student policy: bundled preset (with overrides), model/checkpoint directory or "hf:PATH"."""
+    teacher: str = "tiny:max_seq_len=1024"
+    """Teacher policy: bundled preset (with overrides), model/checkpoint directory or "hf:PATH"."""
     data: str = ""
     """Unused by distill (the data are the teacher's accepted samples)."""
     env_id: str = "rlenv/Countdown-v0"
@@ -325,8 +331,8 @@ class DistillConfig(SFTConfig):
 class EvalConfig:
     """pass@1 / pass@k on held-out items of an environment's test split (``rlenv eval``)."""
 
-    policy: str = "tiny"
-    """Bundled preset, model/checkpoint directory or "hf:PATH"."""
+    policy: str = "tiny:max_seq_len=1024"
+    """Bundled preset (with overrides), model/checkpoint directory or "hf:PATH"."""
     env_id: str = "rlenv/Countdown-v0"
     """Gymnasium id of the environment."""
     env_kwargs: str = "{}"

@@ -69,7 +69,7 @@ def distill(config: DistillConfig) -> StageResult:
     """
     teacher = load_policy(config.teacher, device=resolve_device(config.device), seed=config.seed)
     teacher.module.eval()
-    env = make_env(config.env_id, config.env_kwargs)
+    env = make_env(config.env_id, config.env_kwargs, config.seed)
     try:
         rows, drawn = sample_accepted(teacher, env, config)
     finally:

@@ -114,7 +114,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
     device = resolve_device(config.device)
     policy = load_policy(config.policy, device=device, seed=config.seed)
     policy.module.eval()
-    env = make_env(config.env_id, _env_kwargs(config))
+    env = make_env(config.env_id, _env_kwargs(config), config.seed)
     indices = list(range(config.start_index, config.start_index + config.num_items))
     per_call = max(1, config.batch_size // config.num_samples)
     records: list[dict[str, Any]] = []

@@ -425,7 +425,8 @@ def load_policy(spec: str, *, device: str | torch.device = "cpu", seed: int = 0)
     """Builds a policy from a spec: a bundled preset name, a directory, or ``"hf:PATH"``.
 
     Args:
-        spec: ``"tiny"`` / ``"small"`` (a freshly initialised bundled model, seeded by ``seed``), a directory
+        spec: ``"tiny"`` / ``"small"`` (a freshly initialised bundled model, seeded by ``seed``; overrides as
+            ``"tiny:max_seq_len=1024"``), a directory
             written by :meth:`Policy.save` or a stage's checkpoint, or ``"hf:PATH"`` for any local Hugging
             Face causal LM directory.
         device: Where to put the model.
@@ -451,8 +452,8 @@ def load_policy(spec: str, *, device: str | torch.device = "cpu", seed: int = 0)
 
             return BundledPolicy.from_directory(directory, device)
         return HFPolicy.from_pretrained(directory, device)
-    from rlenv.train.bundled import PRESETS, BundledPolicy
+    from rlenv.train.bundled import PRESETS, BundledPolicy, is_preset
 
-    if spec in PRESETS:
+    if is_preset(spec):
         return BundledPolicy.from_preset(spec, device=device, seed=seed)
     raise ValueError(f"policy={spec!r} is neither a preset {PRESETS} nor a directory; or use 'hf:PATH'")

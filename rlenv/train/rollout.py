@@ -33,14 +33,17 @@ from rlenv.train.sampling import generation_seed, informative_groups, soft_overl
 __all__ = ["RolloutBatch", "collect_batch", "make_env", "prompt_text", "sample_groups", "score_completions"]
 
 
-def make_env(env_id: str, env_kwargs: str | dict[str, Any]) -> Any:
-    """``gymnasium.make`` of an rlenv (or any ``module:Id``) environment with JSON/dict kwargs."""
+def make_env(env_id: str, env_kwargs: str | dict[str, Any], seed: int) -> Any:
+    """``gymnasium.make`` of an rlenv (or any ``module:Id``) environment with JSON/dict kwargs, reset once
+    with ``seed`` so that ``options={"index": i}`` names the same item in every process."""
     import gymnasium as gym
 
     import rlenv  # noqa: F401 - registers the rlenv/* ids
 
     kwargs = parse_env_kwargs(env_kwargs) if isinstance(env_kwargs, str) else dict(env_kwargs)
-    return gym.make(env_id, disable_env_checker=True, **kwargs)
+    env = gym.make(env_id, disable_env_checker=True, **kwargs)
+    env.reset(seed=seed)
+    return env
 
 
 def prompt_text(observation: Any, policy: Policy) -> str:

@@ -149,8 +149,8 @@ def grpo_update(
     for _ in range(config.num_iterations):
         stats, finite = _Stats(), True
         for rows_, ref_lp, old_lp in zip(micros, refs, olds, strict=True):
-            finite &= _micro_step(policy, batch, rows_, advantages, weights, ref_lp, old_lp, config, num_items,
-                                  len(micros), dist, stats, autocast)
+            finite &= _micro_step(policy, batch, rows_, advantages, weights, ref_lp, old_lp, config,
+                                  num_items, len(micros), dist, stats, autocast)
         all_reduce_grads(policy.module.parameters())
         all_finite = float(reduce_max(torch.tensor(0.0 if finite else 1.0))) == 0.0
         result = optimizer_step(
@@ -203,9 +203,11 @@ def _micro_step(
     if not math.isfinite(float(loss.detach())):
         return False
     loss.backward()
-    entropy = float((score.entropy * mask).sum() / mask.sum().clamp(min=1.0)) if score.entropy is not None else 0.0
+    entropy = 0.0
+    if score.entropy is not None:
+        entropy = float((score.entropy * mask).sum() / mask.sum().clamp(min=1.0))
     values = {"clip_low": float(out.clip_low), "clip_high": float(out.clip_high),
               "clip_region": float(out.clip_region), "ratio": float(out.ratio_mean), "kl": float(out.kl),
-              "entropy": entropy, "aux_loss": float(score.aux_loss)}
+              "entropy": entropy, "aux_loss": float(score.aux_loss.detach())}
     stats.add(values, float(out.tokens), float(out.policy_loss))
     return True
