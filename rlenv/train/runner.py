@@ -87,7 +87,8 @@ class Run:
         from tqdm.auto import tqdm
 
         disable = not (self.config.progress and self.dist.is_main)
-        return tqdm(total=self.config.steps, initial=self.state.step, desc=desc, disable=disable, dynamic_ncols=True)
+        total, initial = self.config.steps, self.state.step
+        return tqdm(total=total, initial=initial, desc=desc, disable=disable, dynamic_ncols=True)
 
     def finish(self) -> StageResult:
         """Writes the final checkpoint (unless the last step just wrote it) and closes the logger."""
