@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from rewards.math.fast import free_symbols
+
 __all__ = ["Comparator", "equivalent"]
 
 Node = tuple[Any, ...]
@@ -61,7 +63,7 @@ def _is_symbolish(node: Node) -> bool:
 
 def _value_of(node: Node) -> Node:
     """``x = 5`` -> ``5``; ``f(x) = ...``, ``AB = ...`` likewise (the left side names the unknown)."""
-    if node[0] == "eq" and _is_symbolish(node[1]):
+    if node[0] == "eq" and (_is_symbolish(node[1]) or not free_symbols(node[1])):
         return node[2]
     return node
 
@@ -235,7 +237,8 @@ def _equal(g: Node, p: Node, cmp: Comparator, depth: int) -> Tri:  # noqa: C901 
         return text_p is not None and text_g is not None and text_g == text_p
     if g[0] == "matrix":
         return _matrix_equal(g, p, cmp, depth)
-    intervals_g = _as_intervals(g) if g[0] not in ("tuple", "list") else None
+    as_set = g[0] not in ("tuple", "list") or (g[0] == "tuple" and p[0] in ("rel", "in", "interval", "union"))
+    intervals_g = _as_intervals(g) if as_set else None
     if intervals_g is not None:
         intervals_p = _as_intervals(p)
         if intervals_p is None:

@@ -8,7 +8,9 @@ Key idea: read the completion the way a grader does, in order of authority:
    different boxes become one list (a set of roots boxed separately is a set answer; two alternatives offered
    for a single-valued question then fail to verify, as a hedge should);
 3. else the last declared final answer: GSM8K ``#### N``, ``A: N``, "The (final) answer is …",
-   "Final Answer: The final answer is $…$", "**Answer:** …".
+   "Final Answer: The final answer is $…$", "**Answer:** …";
+4. else the math (``$…$``, ``\\(…\\)``, ``\\[…\\]``) of the last sentence that has any, as a reader
+   takes "… so the area is $\\frac{11}{2}$. Hope this helps!".
 
 Everything inside ``<think>…</think>`` is ignored; an unclosed ``<think>`` runs to the end (a truncated
 completion has no answer) unless an ``<answer>`` block follows it; text before a lone ``</think>`` is thinking
@@ -18,8 +20,8 @@ completion has no answer) unless an ``<answer>`` block follows it; text before a
 References: Math-Verify's extraction targets (huggingface/Math-Verify), DeepSeek-R1's answer tags, the
 GSM8K and MATH answer conventions (Cobbe et al. 2021; Hendrycks et al. 2021).
 
-Left out on purpose: no "last number in the text" fallback — a completion that never states an answer is
-wrong, not guessed at.
+Left out on purpose: no "last number in the text" fallback — a completion that never states an answer
+(no box, no declaration, no math mode) is wrong, not guessed at.
 """
 
 from __future__ import annotations
@@ -36,10 +38,17 @@ _DECLARED = [
     re.compile(r"(?m)^[ \t*]*A:[ \t*]*([^\n]+)"),
     re.compile(r"(?i)\banswer(?:\s+is|\s+would\s+be)?\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?[ \t]*([^\n]+)"),
     re.compile(r"(?i)\banswer\s*(?:\*\*)?\s+is\b[:\s]*(?:\*\*)?[ \t]*([^\n]+)"),
+    re.compile(r"(?i)\bfinal answer\s*(?:\*\*)?[ \t]*\n\s*([^\n]+)"),
 ]
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$([^$]+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
+_MAX_TAIL_CHARS = 4_000
+_ANSWER_WORD = re.compile(r"(?i)\banswer\b|^A:|####")
+_MATHISH = re.compile(r"[\d\\$]")
 _MAX_BOXES = 64  # only the last boxes count; bounds the work on box spam
 _MAX_BOX_CHARS = 10_000  # a box longer than this is not an answer (and is never closed, for our purposes)
-_SENTENCE_END = re.compile(r"\.(?=\s|$)|\s+I hope it is correct|\*\*")
+_SENTENCE_END = re.compile(
+    r"\.(?=\s|$)|\s+I hope it is correct|\*\*|,?\s+(?:since|because|which|as|so|where|given)\b"
+)
 
 
 def _visible(text: str) -> str:
@@ -125,16 +134,30 @@ def _cut_sentence(s: str) -> str:
 
 
 def _declared(text: str) -> str | None:
-    best: tuple[int, str] | None = None
-    for pattern in _DECLARED:
-        for m in pattern.finditer(text):
-            if best is None or m.start(1) > best[0]:
-                best = (m.start(1), m.group(1))
-    if best is None:
+    found = sorted((m.start(1), m.group(1)) for pattern in _DECLARED for m in pattern.finditer(text))
+    if not found:
         return None
-    inner = best[1]
+    # the last declaration that states some math ("the answer: it checks out" is not an answer)
+    inner = next((g for _, g in reversed(found) if _MATHISH.search(g)), found[-1][1])
     boxed = _boxes(inner)
     return _join(boxed) if boxed else (_cut_sentence(inner) or None)
+
+
+def _last_math(region: str) -> str | None:
+    """The math of the last sentence with math ("So the area is $\\frac{11}{2}$. Hope this helps!")."""
+    paragraph = region.strip()[-_MAX_TAIL_CHARS:]
+    spans: list[str] = []
+
+    def mask(m: re.Match[str]) -> str:
+        spans.append(next(g for g in m.groups() if g is not None))
+        return f"\x00{len(spans) - 1}\x00"
+
+    masked = _MATH_SPAN.sub(mask, paragraph)
+    for sentence in reversed(re.split(r"[.!?:](?:\s|$)", masked.strip())):
+        found = [spans[int(i)] for i in re.findall(r"\x00(\d+)\x00", sentence)]
+        if found:
+            return _join(found)
+    return None
 
 
 def _final(region: str, whole: bool) -> str | None:
@@ -144,8 +167,10 @@ def _final(region: str, whole: bool) -> str | None:
     declared = _declared(region)
     if declared is not None:
         return declared
+    if not whole:
+        return _last_math(region)
     region = region.strip()
-    return region if whole and region else None
+    return region or None
 
 
 def extract_answer(text: str) -> str | None:
@@ -201,7 +226,7 @@ def extract_gold(gold: object) -> str | None:
         gold = str(gold)
     if "####" in gold or "\\boxed" in gold or "\\fbox" in gold or _ANSWER_OPEN in gold:
         found = extract_answer(gold)
-    elif "\n" in gold.strip():  # a worked solution ending in a declared answer ("A: 18")
+    elif "\n" in gold.strip() or _ANSWER_WORD.search(gold):  # a solution ending in a declared answer
         found = _declared(gold)
     else:
         found = gold

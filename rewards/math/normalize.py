@@ -47,6 +47,7 @@ _SUBS = [
     (re.compile(r"\\\$|\$"), ""),
     (re.compile(r"\{,\}|\\,|\\!|\\;|\\:|\\ |~"), " "),
     (re.compile(r"\s*\bpercent\b"), "%"),
+    (re.compile(r"(?<![\d.])(\d+)\s+(\d+)/(\d+)(?![\d./])"), r"\1\\frac{\2}{\3}"),  # "3 1/2" mixed
 ]
 _UNIT_POWER = re.compile(r"(\\word\{[^}]*\})\s*\^\s*(?:\{\s*\d\s*\}|\d)")  # cm^2: the power is the unit's
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,]|\.\d*,)")

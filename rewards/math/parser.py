@@ -87,7 +87,8 @@ class _Parser:
         """A comma / semicolon / 'or' separated list (a single item is returned bare)."""
         parts = [self.union()]
         while self.at_op(",", ";", "sep"):
-            self.take()
+            while self.at_op(",", ";", "sep"):  # ", or" is one separator
+                self.take()
             if top and self.peek() is None:
                 break  # trailing punctuation
             parts.append(self.union())
@@ -295,7 +296,7 @@ class _Parser:
         elems = inner[1] if inner[0] == "list" else (inner,)
         if opener in ("\\{", "{"):
             return ("set", elems) if opener == "\\{" or len(elems) > 1 else inner
-        if len(elems) == 2 and (opener == "[" or close.text == "]"):
+        if len(elems) == 2 and (opener == "[" or close.text == "]" or any(map(_is_infinite, elems))):
             return ("interval", opener == "[", elems[0], elems[1], close.text == "]")
         if len(elems) == 1:
             if (opener == "(" and close.text == ")") or (opener == "[" and close.text == "]"):
@@ -334,6 +335,10 @@ def _product(factors: list[Node]) -> Node:
     return factors[0] if len(factors) == 1 else ("mul", tuple(factors))
 
 
+def _is_infinite(node: Node) -> bool:
+    return node == ("const", "oo") or node == ("neg", ("const", "oo"))
+
+
 def _is_int_literal(node: Node) -> bool:
     return node[0] == "num" and node[1].isdigit()
 
@@ -360,6 +365,8 @@ def _split_words(tokens: list[Token]) -> tuple[list[Token], list[str]]:
             continue
         words.append(t.text)
         i += 1
+        if kept and kept[-1] == Token("OP", "/"):  # "$18/day": the divisor is the unit's
+            kept.pop()
         if i + 1 < len(tokens) and tokens[i] == Token("OP", "^") and tokens[i + 1].kind == "NUM":
             i += 2
     return kept, words

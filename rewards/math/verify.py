@@ -65,6 +65,20 @@ def _prepare_pred(pred: str, gold: Node) -> tuple[Node | None, str]:
         return None, "unparseable_answer"
 
 
+_CHOICE_PRED = re.compile(r"^\s*(?:\\choice\{([A-Z])\}|\(\s*([A-Z])\s*\)|([A-Z]))(?![A-Za-z0-9{])")
+
+
+def _check_choice(letter: str, pred: str) -> Verdict:
+    """Multiple choice: the prediction must lead with the gold's letter (``B``, ``(B)``, ``(B) 12``)."""
+    try:
+        m = _CHOICE_PRED.match(normalize(pred))
+    except ValueError:
+        return Verdict(False, "too_long")
+    if m is None:
+        return Verdict(False, "unparseable_answer")
+    return Verdict(True, "ok") if letter in m.groups() else Verdict(False, "wrong_value")
+
+
 def _same_text(gold: str, pred: str) -> bool:
     return re.sub(r"\s+", "", gold) == re.sub(r"\s+", "", pred)
 
@@ -96,6 +110,8 @@ def check(gold: str | None, pred: str | None, comparator: Comparator | None = No
         return Verdict(False, "no_answer")
     if _same_text(gold, pred):
         return Verdict(True, "ok")
+    if gold_ast[0] == "choice":
+        return _check_choice(gold_ast[1], pred)
     pred_ast, reason = _prepare_pred(pred, gold_ast)
     if pred_ast is None:
         return Verdict(False, reason)
