@@ -231,6 +231,8 @@ def _equal(g: Node, p: Node, cmp: Comparator, depth: int) -> Tri:  # noqa: C901 
         diff_g, diff_p = ("add", (g[1], ("neg", g[2]))), ("add", (p[1], ("neg", p[2])))
         return cmp.proportional(diff_g, diff_p)
     g, p = _value_of(g), _value_of(p)
+    if (g[0] == "eq") != (p[0] == "eq"):
+        return False  # a relation such as 5x - 7y + 11z + 4 = 0 is not a value
     text_g = _text_of(g)
     if g[0] in ("text", "choice") or (p[0] in ("text", "choice") and text_g is not None):
         text_p = _text_of(p)

@@ -134,6 +134,12 @@ def _cut_sentence(s: str) -> str:
 
 
 def _declared(text: str) -> str | None:
+    if len(text) > 2 * _MAX_TAIL_CHARS:  # declarations sit at the end: look there first
+        tail = text[-_MAX_TAIL_CHARS:]
+        cut = tail.find("\n")
+        found = _declared(tail[cut + 1 :] if cut >= 0 else tail)
+        if found is not None:
+            return found
     found = sorted((m.start(1), m.group(1)) for pattern in _DECLARED for m in pattern.finditer(text))
     if not found:
         return None

@@ -124,8 +124,12 @@ class WorkerPool:
             self._reset_after_fork()
             while not self._idle and self._live >= self.size:
                 self._cond.wait()
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.proc.poll() is None:
+                    return worker
+                worker.kill()  # died while idle (killed from outside, OOM): replace it
+                self._live -= 1
             self._live += 1
         try:
             return _Worker()
@@ -161,15 +165,22 @@ class WorkerPool:
             return Verdict(value, reason)
         except _Timeout:
             self.timeouts += 1
-            worker.kill()
-            worker = None
+            worker = self._replace(worker)
             return Verdict(False, "timeout")
         except (EOFError, OSError, ValueError):
-            worker.kill()
-            worker = None
+            worker = self._replace(worker)
             return Verdict(False, "worker_died")
         finally:
             self._release(worker)
+
+    @staticmethod
+    def _replace(worker: _Worker) -> _Worker | None:
+        """Kills ``worker`` and starts its successor now, so it imports sympy while the caller moves on."""
+        worker.kill()
+        try:
+            return _Worker()
+        except OSError:
+            return None
 
     def close(self) -> None:
         """Stops every idle worker (busy ones are stopped by their caller's timeout or at exit)."""
