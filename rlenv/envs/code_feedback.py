@@ -35,7 +35,7 @@ def feedback_text(detail: str, *, max_chars: int = 2000) -> str:
 
     Example:
         >>> feedback_text("assert solve(1) == 2  # got 3", max_chars=12)
-        'assert solve…'
+        'assert solv…'
     """
     detail = (detail or "").strip() or "(no details available)"
     return detail if len(detail) <= max_chars else detail[: max_chars - 1] + "…"

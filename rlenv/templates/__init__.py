@@ -48,9 +48,9 @@ def load_template(name: str) -> dict[str, Any]:
         >>> load_template("countdown-v0")["env_id"]
         'rlenv/Countdown-v0'
     """
-    path = resources.files(__package__) / f"{name}.json"
+    path = resources.files("rlenv.templates") / f"{name}.json"
     if not path.is_file():
-        files = resources.files(__package__).iterdir()
+        files = resources.files("rlenv.templates").iterdir()
         available = sorted(p.name[:-5] for p in files if p.name.endswith(".json"))
         raise ValueError(f"no prompt template file {name!r}; available: {available}")
     return json.loads(path.read_text(encoding="utf-8"))

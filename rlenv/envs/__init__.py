@@ -1,0 +1,1 @@
+"""The environment classes, one per module; registered as ``rlenv/<Name>-v0`` by ``import rlenv``."""
