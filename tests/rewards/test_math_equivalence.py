@@ -101,7 +101,8 @@ DIFFERENT = [
     ("3+4i", "3-4i"),  # conjugate
     ("(x+1)^2", "x^2+1"),  # wrong expansion
     ("y = 2x+1", "y = 2x-1"),  # different line
-    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"),  # T
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+     "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"),  # the transpose
     ("204_5", "204_6"),  # another base
     ("\\text{(B)}", "C"),  # another letter
     ("4", "4 or 5"),  # hedge

@@ -16,7 +16,8 @@ def r1(think: str, answer: str) -> str:
 
 def ds(think: str, final: str) -> str:
     """A DeepSeek-R1-style completion: thinking, then a written solution ending in a boxed answer."""
-    return f"<think>\n{think}\n</think>\n\nTo solve this, we work it out step by step.\n\n**Final Answer**\n{final}"
+    solution = "To solve this, we work it out step by step."
+    return f"<think>\n{think}\n</think>\n\n{solution}\n\n**Final Answer**\n{final}"
 
 
 GSM = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips.\n#### {}"
@@ -227,7 +228,7 @@ CASES = [
     ("\\frac{11}{2}", ds("...", "\\boxed{x=\\frac{11}{2}}"), 1.0),  # equation in the box
     ("\\frac{11}{2}", ds("...", "\\fbox{$\\frac{11}{2}$}"), 1.0),  # \fbox
     ("\\frac{11}{2}", ds("...", "\\boxed{}"), 0.0),  # empty box
-    ("\\frac{11}{2}", "<think>long thought \\boxed{\\frac{11}{2}} then more</think>\n\nSo.", 0.0),  # box inside
+    ("\\frac{11}{2}", "<think>long \\boxed{\\frac{11}{2}} then</think>\n\nSo.", 0.0),  # box inside thinking
 ]
 
 IDS = [f"{i:03d}" for i in range(len(CASES))]
