@@ -5,11 +5,11 @@ The task (TinyZero, Jiayi Pan et al. 2025): given numbers such as ``[3, 7, 25, 5
 
 Key idea: the equation is model output, so it is never ``eval``-ed. A hand-written tokenizer (one linear
 regular expression with no nested quantifiers) and an operator-precedence parser (shunting-yard: iterative,
-so 5,000 nested parentheses cannot overflow the stack) turn it into postfix; the literals are checked against
-the given numbers as a multiset *before* anything is computed, so the arithmetic only ever sees the given
-numbers; values are exact rationals (``numerator, denominator`` integer pairs), so ``3 / 7 * 7`` is exactly
-3 and no float tolerance is involved. There is no power operator, so TinyZero's hang on ``44**35**19`` cannot
-happen, and input length and nesting depth are bounded.
+so 5,000 nested parentheses cannot overflow the stack) evaluate it in one pass. A literal that is not one of
+the given numbers enters the arithmetic as 0, so only the given numbers are ever multiplied; the literals are
+then checked against the given numbers as a multiset. Values are exact rationals (``numerator, denominator``
+integer pairs), so ``3 / 7 * 7`` is exactly 3 and no float tolerance is involved. There is no power operator,
+so TinyZero's hang on ``44**35**19`` cannot happen, and input length and nesting depth are bounded.
 
 Grammar (whitespace between tokens is ignored)::
 
@@ -68,25 +68,70 @@ class _Fail(Exception):
         self.detail = detail if len(detail) <= 200 else detail[:197] + "..."
 
 
-def _close_paren(out: list[Any], ops: list[str]) -> None:
+def _apply(op: str, values: list[tuple[int, int]]) -> None:
+    """Applies ``op`` to the top two exact rationals ``(numerator, denominator)`` of ``values``.
+
+    A denominator of 0 marks "undefined" (a division by zero happened below) and propagates; it is reported
+    only after the numbers were checked, so reasons keep their order.
+    """
+    bn, bd = values.pop()
+    an, ad = values.pop()
+    if op == "+":
+        values.append((an * bd + bn * ad, ad * bd))
+    elif op == "-":
+        values.append((an * bd - bn * ad, ad * bd))
+    elif op == "*":
+        values.append((an * bn, ad * bd))
+    elif bn == 0 or bd == 0:
+        values.append((1, 0))
+    else:
+        num, den = an * bd, ad * bn
+        values.append((-num, -den) if den < 0 else (num, den))
+
+
+def _close_paren(values: list[tuple[int, int]], ops: list[str]) -> None:
     while ops and ops[-1] != "(":
-        out.append(ops.pop())
+        _apply(ops.pop(), values)
     if not ops:
         raise _Fail("invalid_syntax", "unbalanced ')'")
     ops.pop()
 
 
-def _push_operator(tok: str, out: list[Any], ops: list[str]) -> None:
+def _push_operator(tok: str, values: list[tuple[int, int]], ops: list[str]) -> None:
     rank = _PRECEDENCE[tok]
     while ops and ops[-1] != "(" and _PRECEDENCE[ops[-1]] >= rank:
-        out.append(ops.pop())
+        _apply(ops.pop(), values)
     ops.append(tok)
 
 
-def _to_postfix(equation: str, max_depth: int) -> tuple[list[Any], list[int]]:
-    """Tokenizes and parses ``equation``; returns (postfix items, literal values) or raises :class:`_Fail`."""
-    out: list[Any] = []
+def _finish(values: list[tuple[int, int]], ops: list[str], expect_operand: bool) -> tuple[int, int]:
+    if expect_operand:
+        raise _Fail("invalid_syntax", "empty equation or dangling operator")
+    while ops:
+        op = ops.pop()
+        if op == "(":
+            raise _Fail("invalid_syntax", "unbalanced '('")
+        _apply(op, values)
+    assert len(values) == 1, f"parser left {len(values)} values"
+    return values[0]
+
+
+def _parse(equation: str, nums: Sequence[int], max_depth: int) -> tuple[tuple[int, int], list[int]]:
+    """Tokenizes, parses and evaluates in one pass (shunting-yard with an operand stack).
+
+    A literal that is not among ``nums``, or one past ``len(nums)``, enters the arithmetic as 0: only the
+    given numbers are ever multiplied, so the cost is bounded by them whatever the equation; the multiset
+    check that follows reports such an equation anyway.
+
+    Returns:
+        ((numerator, denominator), literals); a denominator of 0 means a division by zero.
+
+    Raises:
+        _Fail: On a syntax error, a literal over 4,000 digits or parentheses deeper than ``max_depth``.
+    """
+    values: list[tuple[int, int]] = []
     literals: list[int] = []
+    allowed, limit = set(nums), len(nums)
     ops: list[str] = []
     depth = 0
     expect_operand = True
@@ -104,49 +149,17 @@ def _to_postfix(equation: str, max_depth: int) -> tuple[list[Any], list[int]]:
                 raise _Fail("too_long", f"a {len(tok)}-digit literal")
             value = int(tok)
             literals.append(value)
-            out.append(value)
+            values.append((value, 1) if value in allowed and len(literals) <= limit else (0, 1))
             expect_operand = False
         elif tok == ")":
-            _close_paren(out, ops)
+            _close_paren(values, ops)
             depth -= 1
         elif tok in _PRECEDENCE:
-            _push_operator(tok, out, ops)
+            _push_operator(tok, values, ops)
             expect_operand = True
         else:
             raise _Fail("invalid_syntax", f"expected an operator or ')' but got {tok!r}")
-    if expect_operand:
-        raise _Fail("invalid_syntax", "empty equation or dangling operator")
-    while ops:
-        op = ops.pop()
-        if op == "(":
-            raise _Fail("invalid_syntax", "unbalanced '('")
-        out.append(op)
-    return out, literals
-
-
-def _evaluate(postfix: list[Any]) -> tuple[int, int]:
-    """Evaluates postfix exactly; returns (numerator, denominator > 0) or raises :class:`_Fail`."""
-    stack: list[tuple[int, int]] = []
-    push, pop = stack.append, stack.pop
-    for item in postfix:
-        if item.__class__ is int:
-            push((item, 1))
-            continue
-        bn, bd = pop()
-        an, ad = pop()
-        if item == "+":
-            push((an * bd + bn * ad, ad * bd))
-        elif item == "-":
-            push((an * bd - bn * ad, ad * bd))
-        elif item == "*":
-            push((an * bn, ad * bd))
-        elif bn == 0:
-            raise _Fail("division_by_zero")
-        else:
-            num, den = an * bd, ad * bn
-            push((-num, -den) if den < 0 else (num, den))
-    assert len(stack) == 1, f"parser produced unbalanced postfix {postfix}"
-    return stack[0]
+    return _finish(values, ops, expect_operand), literals
 
 
 def _check_numbers(literals: list[int], nums: Sequence[int]) -> None:
@@ -190,11 +203,12 @@ def check_equation(
     if len(equation) > max_chars:
         return RewardResult(0.0, "too_long", f"{len(equation)} > {max_chars} characters")
     try:
-        postfix, literals = _to_postfix(equation, max_depth)
+        (num, den), literals = _parse(equation, nums, max_depth)
         _check_numbers(literals, nums)
-        num, den = _evaluate(postfix)
     except _Fail as fail:
         return RewardResult(0.0, fail.reason, fail.detail)
+    if den == 0:
+        return RewardResult(0.0, "division_by_zero")
     if num == target * den:
         return RewardResult(1.0, "ok", equation)
     g = math.gcd(num, den)
@@ -215,7 +229,9 @@ def _as_int(column: str, value: Any) -> int:
         raise TypeError(f"column {column!r} must hold ints, got {value!r} ({type(value).__name__})") from None
 
 
-def _row_numbers(nums: Any) -> tuple[int, ...]:
+def _row_numbers(nums: Any) -> Sequence[int]:
+    if nums.__class__ in (list, tuple) and set(map(type, nums)) <= {int}:  # the common case, fast
+        return nums
     if isinstance(nums, (str, bytes)) or not hasattr(nums, "__iter__"):
         raise TypeError(f"column 'nums' must hold a list of ints per row, got {nums!r}")
     return tuple(_as_int("nums", n) for n in nums)
@@ -277,7 +293,9 @@ class CountdownReward(Reward):
 
     def judge(self, completion: Completion, **row: Any) -> RewardResult:
         nums = _row_numbers(row["nums"])
-        target = _as_int("target", row["target"])
+        target = row["target"]
+        if target.__class__ is not int:
+            target = _as_int("target", target)
         if not nums:
             return RewardResult(None, "bad_reference", "empty 'nums'")
         equation = last_answer(completion.text)
