@@ -23,30 +23,51 @@ from rlenv.tasks._seeding import UniformStream, item_rng
 
 __all__ = ["KINDS", "generate", "generate_item"]
 
-Step = tuple[str, Callable[[Any], Any]]
+# (specification sentence, our reference function, the same step as Python source over the variable ``v``)
+Step = tuple[str, Callable[[Any], Any], str]
 
 
 def _list_maps(s: UniformStream) -> list[Step]:
     k, t = s.randint(2, 9), s.randint(-5, 20)
     return [
-        (f"keep only the numbers greater than {t}", lambda xs: [x for x in xs if x > t]),
-        ("keep only the even numbers", lambda xs: [x for x in xs if x % 2 == 0]),
-        (f"keep only the multiples of {k}", lambda xs: [x for x in xs if x % k == 0]),
-        (f"multiply each number by {k}", lambda xs: [x * k for x in xs]),
-        (f"add {t} to each number", lambda xs: [x + t for x in xs]),
-        ("replace each number by its absolute value", lambda xs: [abs(x) for x in xs]),
-        ("square each number", lambda xs: [x * x for x in xs]),
-        ("sort the numbers in ascending order", sorted),
-        ("reverse the order of the numbers", lambda xs: xs[::-1]),
-        ("remove duplicates, keeping the first occurrence of each", lambda xs: list(dict.fromkeys(xs))),
+        (
+            f"keep only the numbers greater than {t}",
+            lambda xs: [x for x in xs if x > t],
+            f"[x for x in v if x > {t}]",
+        ),
+        (
+            "keep only the even numbers",
+            lambda xs: [x for x in xs if x % 2 == 0],
+            "[x for x in v if x % 2 == 0]",
+        ),
+        (
+            f"keep only the multiples of {k}",
+            lambda xs: [x for x in xs if x % k == 0],
+            f"[x for x in v if x % {k} == 0]",
+        ),
+        (f"multiply each number by {k}", lambda xs: [x * k for x in xs], f"[x * {k} for x in v]"),
+        (f"add {t} to each number", lambda xs: [x + t for x in xs], f"[x + {t} for x in v]"),
+        ("replace each number by its absolute value", lambda xs: [abs(x) for x in xs], "[abs(x) for x in v]"),
+        ("square each number", lambda xs: [x * x for x in xs], "[x * x for x in v]"),
+        ("sort the numbers in ascending order", sorted, "sorted(v)"),
+        ("reverse the order of the numbers", lambda xs: xs[::-1], "v[::-1]"),
+        (
+            "remove duplicates, keeping the first occurrence of each",
+            lambda xs: list(dict.fromkeys(xs)),
+            "list(dict.fromkeys(v))",
+        ),
     ]
 
 
 _LIST_ENDS: list[Step] = [
-    ("return the sum of the numbers (0 for an empty list)", sum),
-    ("return how many numbers there are", len),
-    ("return the largest number (None for an empty list)", lambda xs: max(xs) if xs else None),
-    ("return the list", lambda xs: xs),
+    ("return the sum of the numbers (0 for an empty list)", sum, "sum(v)"),
+    ("return how many numbers there are", len, "len(v)"),
+    (
+        "return the largest number (None for an empty list)",
+        lambda xs: max(xs) if xs else None,
+        "max(v) if v else None",
+    ),
+    ("return the list", lambda xs: xs, "v"),
 ]
 
 
@@ -54,43 +75,58 @@ def _str_maps(s: UniformStream) -> list[Step]:
     k = s.randint(1, 5)
     c = s.choice("aeiourstln")
     return [
-        ("reverse the string", lambda w: w[::-1]),
-        ("convert it to upper case", str.upper),
-        ("remove every vowel (a, e, i, o, u, either case)",
-         lambda w: "".join(ch for ch in w if ch not in "aeiouAEIOU")),
-        (f"replace every {c!r} with '*'", lambda w: w.replace(c, "*")),
-        (f"shift every lower-case letter {k} places forward in the alphabet, wrapping z to a",
-         lambda w: "".join(chr((ord(ch) - 97 + k) % 26 + 97) if "a" <= ch <= "z" else ch for ch in w)),
-        ("swap the case of every letter", str.swapcase),
-        (f"keep only the characters at indices 0, {k + 1}, {2 * (k + 1)}, ... (every {k + 1} steps)",
-         lambda w: w[:: k + 1]),
-        ("remove the spaces", lambda w: w.replace(" ", "")),
+        ("reverse the string", lambda w: w[::-1], "v[::-1]"),
+        ("convert it to upper case", str.upper, "v.upper()"),
+        (
+            "remove every vowel (a, e, i, o, u, either case)",
+            lambda w: "".join(ch for ch in w if ch not in "aeiouAEIOU"),
+            "''.join(ch for ch in v if ch not in 'aeiouAEIOU')",
+        ),
+        (f"replace every {c!r} with '*'", lambda w: w.replace(c, "*"), f"v.replace({c!r}, '*')"),
+        (
+            f"shift every lower-case letter {k} places forward in the alphabet, wrapping z to a",
+            lambda w: "".join(chr((ord(ch) - 97 + k) % 26 + 97) if "a" <= ch <= "z" else ch for ch in w),
+            f"''.join(chr((ord(ch) - 97 + {k}) % 26 + 97) if 'a' <= ch <= 'z' else ch for ch in v)",
+        ),
+        ("swap the case of every letter", str.swapcase, "v.swapcase()"),
+        (
+            f"keep only the characters at indices 0, {k + 1}, {2 * (k + 1)}, ... (every {k + 1} steps)",
+            lambda w: w[:: k + 1],
+            f"v[::{k + 1}]",
+        ),
+        ("remove the spaces", lambda w: w.replace(" ", ""), "v.replace(' ', '')"),
     ]
 
 
 _STR_ENDS: list[Step] = [
-    ("return the string", lambda w: w),
-    ("return its length", len),
-    ("return how many distinct characters it has", lambda w: len(set(w))),
+    ("return the string", lambda w: w, "v"),
+    ("return its length", len, "len(v)"),
+    ("return how many distinct characters it has", lambda w: len(set(w)), "len(set(v))"),
 ]
-
-
-def _digit_sum(n: int) -> int:
-    return sum(int(d) for d in str(abs(n)))
 
 
 def _num_steps(s: UniformStream) -> list[Step]:
     k = s.randint(2, 9)
     return [
-        ("take the sum of its decimal digits", _digit_sum),
-        (f"multiply it by {k}", lambda n: n * k),
-        (f"take it modulo {k}", lambda n: n % k),
-        ("count its positive divisors (0 for n <= 0)",
-         lambda n: sum(1 for d in range(1, n + 1) if n % d == 0) if 0 < n <= 10_000 else 0),
-        ("reverse its decimal digits (keeping the sign)",
-         lambda n: (-1 if n < 0 else 1) * int(str(abs(n))[::-1])),
-        (f"add {k} to it", lambda n: n + k),
-        ("square it", lambda n: n * n),
+        (
+            "take the sum of its decimal digits",
+            lambda n: sum(int(d) for d in str(abs(n))),
+            "sum(int(d) for d in str(abs(v)))",
+        ),
+        (f"multiply it by {k}", lambda n: n * k, f"v * {k}"),
+        (f"take it modulo {k} (Python's %, never negative)", lambda n: n % k, f"v % {k}"),
+        (
+            "replace it by the number of its decimal digits (ignoring the sign)",
+            lambda n: len(str(abs(n))),
+            "len(str(abs(v)))",
+        ),
+        (
+            "reverse its decimal digits (keeping the sign)",
+            lambda n: (-1 if n < 0 else 1) * int(str(abs(n))[::-1]),
+            "(-1 if v < 0 else 1) * int(str(abs(v))[::-1])",
+        ),
+        (f"add {k} to it", lambda n: n + k, f"v + {k}"),
+        ("square it", lambda n: n * n, "v * v"),
     ]
 
 
@@ -103,8 +139,10 @@ def _list_task(s: UniformStream, level: int) -> tuple:
     steps = _pick(s, _list_maps(s), min(level, 4))
     end = s.choice(_LIST_ENDS) if level >= 2 else _LIST_ENDS[-1]
     lo, hi = -20, 20 + 10 * level
+
     def draw() -> list[int]:
         return [s.randint(lo, hi) for _ in range(s.randint(0, 4 + 2 * level))]
+
     return "xs: list[int]", "Given a list of integers xs", _pipeline(steps, end), draw, [*steps, end]
 
 
@@ -112,25 +150,38 @@ def _str_task(s: UniformStream, level: int) -> tuple:
     steps = _pick(s, _str_maps(s), min(level, 4))
     end = s.choice(_STR_ENDS) if level >= 3 else _STR_ENDS[0]
     alphabet = "abcdefghijklmnopqrstuvwxyz ABCXYZ"
+
     def draw() -> str:
         return "".join(s.choice(alphabet) for _ in range(s.randint(0, 6 + 3 * level)))
+
     return "s: str", "Given a string s", _pipeline(steps, end), draw, [*steps, end]
 
 
 def _num_task(s: UniformStream, level: int) -> tuple:
     steps = _pick(s, _num_steps(s), level + 1)
     hi = 10 ** (1 + level // 2)
+
     def draw() -> int:
         return s.randint(-hi, hi) if level >= 3 else s.randint(0, hi)
+
     return "n: int", "Given an integer n", _pipeline(steps[:-1], steps[-1]), draw, steps
 
 
 def _pipeline(steps: list[Step], end: Step) -> Callable[[Any], Any]:
     def run(x: Any) -> Any:
-        for _, fn in steps:
+        for _, fn, _ in steps:
             x = fn(x)
         return end[1](x)
+
     return run
+
+
+def _reference_source(param: str, steps: list[Step]) -> str:
+    """A correct solution as Python source (for SFT traces and for testing the generated tests)."""
+    body = (
+        [f"    v = {param}"] + [f"    v = {src}" for _, _, src in steps[:-1]] + [f"    return {steps[-1][2]}"]
+    )
+    return f"def solve({param}):\n" + "\n".join(body) + "\n"
 
 
 # kind -> task builder(stream, level) -> (signature, preamble, reference, input sampler, steps)
@@ -141,9 +192,15 @@ KINDS: dict[str, Callable[[UniformStream, int], tuple]] = {
 }
 
 
-def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty: int = 2,
-                  kinds: tuple[str, ...] = tuple(KINDS)) -> dict[str, Any]:
-    """Item ``index`` of the (seed, split) stream: ``{"problem", "entry_point", "tests", "kind"}``.
+def generate_item(
+    index: int,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    difficulty: int = 2,
+    kinds: tuple[str, ...] = tuple(KINDS),
+) -> dict[str, Any]:
+    """Item ``index`` of the (seed, split) stream: problem, entry point, tests, kind and a solution.
 
     Args:
         index: Item index (>= 0).
@@ -153,7 +210,8 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty
         kinds: Task kinds to draw from, a subset of :data:`KINDS`.
 
     Returns:
-        The specification, the function name, and the assert statements testing it.
+        The specification, the function name, the assert statements testing it, the task kind, and a
+        correct ``solution`` (source text; never shown in the prompt).
 
     Example:
         >>> item = generate_item(0, seed=1, kinds=("number",))
@@ -167,9 +225,10 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty
     s = UniformStream(item_rng("code", seed, split, index))
     kind = s.choice(tuple(kinds))
     signature, preamble, reference, draw, steps = KINDS[kind](s, difficulty)
-    numbered = "\n".join(f"{i}. {text[0].upper()}{text[1:]}." for i, (text, _) in enumerate(steps, 1))
-    problem = (f"Write a Python function `solve({signature})`. {preamble}, apply these steps in order:\n"
-               f"{numbered}")
+    numbered = "\n".join(f"{i}. {text[0].upper()}{text[1:]}." for i, (text, *_) in enumerate(steps, 1))
+    problem = (
+        f"Write a Python function `solve({signature})`. {preamble}, apply these steps in order:\n{numbered}"
+    )
     inputs: list[Any] = []
     for _ in range(8 * (3 + difficulty)):  # distinct inputs when the input space allows
         x = draw()
@@ -178,16 +237,26 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty
         if len(inputs) == 3 + difficulty:
             break
     tests = [f"assert solve({x!r}) == {reference(x)!r}" for x in inputs]
-    return {"problem": problem, "entry_point": "solve", "tests": tests, "kind": kind}
+    solution = _reference_source(signature.split(":")[0], steps)
+    return {"problem": problem, "entry_point": "solve", "tests": tests, "kind": kind, "solution": solution}
 
 
-def generate(n: int, *, seed: int = 0, split: str = "train", start: int = 0, difficulty: int = 2,
-             kinds: tuple[str, ...] = tuple(KINDS)) -> list[dict[str, Any]]:
+def generate(
+    n: int,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    start: int = 0,
+    difficulty: int = 2,
+    kinds: tuple[str, ...] = tuple(KINDS),
+) -> list[dict[str, Any]]:
     """Items ``start .. start + n - 1`` (see :func:`generate_item`).
 
     Example:
         >>> len(generate(3, seed=0, difficulty=5))
         3
     """
-    return [generate_item(i, seed=seed, split=split, difficulty=difficulty, kinds=kinds)
-            for i in range(start, start + n)]
+    return [
+        generate_item(i, seed=seed, split=split, difficulty=difficulty, kinds=kinds)
+        for i in range(start, start + n)
+    ]

@@ -28,4 +28,6 @@ def correct_completion(env_id: str, info: dict) -> str | None:
         return f"<think>search</think><answer>{info['solution']}</answer>"
     if env_id == "rlenv/Math-v0":
         return f"<think>compute</think><answer>{info['answer']}</answer>"
+    if env_id.startswith("rlenv/Code") and "solution" in info:
+        return f"<think>write</think><answer>```python\n{info['solution']}```</answer>"
     return None

@@ -103,9 +103,12 @@ def test_bad_arguments():
 
 @needs_code_reward
 def test_real_code_reward_feedback_loop():
-    env = gym.make("rlenv/CodeFeedback-v0", max_attempts=2, kinds=("number",), difficulty=1)
-    env.reset(seed=0)
-    obs, reward, terminated, _, _ = env.step(
-        "<think>.</think><answer>```python\ndef solve(n):\n    return None\n```</answer>"
-    )
-    assert not terminated and reward == 0.0 and "assert solve(" in obs
+    env = gym.make("rlenv/CodeFeedback-v0", max_attempts=3, kinds=("number",), difficulty=1)
+    _, info = env.reset(seed=0)
+    wrong = "<think>.</think><answer>```python\ndef solve(n):\n    return None\n```</answer>"
+    obs, reward, terminated, _, step_info = env.step(wrong)
+    assert not terminated and reward == 0.0 and step_info["passed"] == 0.0
+    assert "assert solve(" in obs.split("Attempt 1 of 3 failed")[1]  # the failing tests are shown
+    right = f"<think>.</think><answer>```python\n{info['solution']}```</answer>"
+    _, reward, terminated, _, step_info = env.step(right)
+    assert terminated and reward == 1.0 and step_info["attempt"] == 2

@@ -7,6 +7,7 @@ from fractions import Fraction
 import pytest
 
 from rlenv.tasks import code_gen, math_gen
+from tests.rlenv.conftest import needs_code_reward
 
 
 def test_linear_answers_satisfy_their_equation():
@@ -80,3 +81,14 @@ def test_bad_generator_arguments_raise():
         code_gen.generate_item(0, kinds=())
     with pytest.raises(ValueError, match="split"):
         math_gen.generate_item(0, split="validation")
+
+
+@needs_code_reward
+def test_generated_tests_accept_the_reference_solution_in_the_sandbox():
+    import rewards
+
+    items = [item for level in (1, 3, 5) for item in code_gen.generate(8, seed=level, difficulty=level)]
+    completions = [f"<think>.</think><answer>```python\n{it['solution']}```</answer>" for it in items]
+    tests = [it["tests"] for it in items]
+    assert rewards.code_accuracy(completions, tests=tests) == [1.0] * len(items)
+    assert "solve" not in items[0]["problem"].split("`")[2]  # the solution never leaks into the prompt
