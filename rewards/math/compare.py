@@ -62,10 +62,53 @@ def _is_symbolish(node: Node) -> bool:
 
 
 def _value_of(node: Node) -> Node:
-    """``x = 5`` -> ``5``; ``f(x) = ...``, ``AB = ...`` likewise (the left side names the unknown)."""
+    """``x = 5`` -> ``5``; ``AB = ...``, ``2+3 = 5`` likewise; ``x \\in S`` -> ``S``; ``a \\pm b`` inside an
+    expression -> the list of both branches."""
     if node[0] == "eq" and (_is_symbolish(node[1]) or not free_symbols(node[1])):
-        return node[2]
+        node = node[2]
+    if node[0] == "in" and node[1][0] == "sym" and node[2][0] in ("set", "list", "tuple"):
+        return ("set", node[2][1])
+    if node[0] not in _COLLECTIONS and _has_pm(node):
+        branches = _expand_pm(node)
+        return ("list", tuple(branches)) if len(branches) <= 16 else node
     return node
+
+
+def _children(node: Node) -> list[Node]:
+    out: list[Node] = []
+    for c in node[1:]:
+        if isinstance(c, tuple) and c:
+            out += [c] if isinstance(c[0], str) else [x for x in c if isinstance(x, tuple)]
+    return out
+
+
+def _has_pm(node: Node) -> bool:
+    return node[0] == "pm" or any(_has_pm(c) for c in _children(node))
+
+
+def _expand_pm(node: Node) -> list[Node]:
+    """All sign choices of the ``\\pm`` inside a scalar expression (``\\frac{-1 \\pm \\sqrt5}{2}``)."""
+    if node[0] == "pm":
+        return [("add", (a, s)) for a in _expand_pm(node[1]) for s in (lambda b: [b, ("neg", b)])(node[2])]
+    out: list[Node] = [node[:1]]
+    for child in node[1:]:
+        if isinstance(child, tuple) and child and isinstance(child[0], str):
+            options: list = _expand_pm(child)
+        elif isinstance(child, tuple) and child and isinstance(child[0], tuple):
+            options = [tuple(x) for x in _product_lists([_expand_pm(c) for c in child])]
+        else:
+            options = [child]
+        out = [(*prefix, opt) for prefix in out for opt in options]
+        if len(out) > 16:
+            return out
+    return out
+
+
+def _product_lists(lists: list[list[Node]]) -> list[list[Node]]:
+    acc: list[list[Node]] = [[]]
+    for options in lists:
+        acc = [[*a, o] for a in acc for o in options][:17]
+    return acc
 
 
 def _interval_from_rel(node: Node) -> Node | None:

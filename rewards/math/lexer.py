@@ -203,7 +203,8 @@ _COMMANDS = {
     "equiv": ("OP", "="),
 }
 
-_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][-+]?\d+(?![a-zA-Z]))?|\.\d+(?:[eE][-+]?\d+(?![a-zA-Z]))?")
+_EXP = r"(?:[eE][-+]?[0-9]+(?![a-zA-Z]))?"
+_NUMBER = re.compile(rf"[0-9]+(?:\.[0-9]*)?{_EXP}|\.[0-9]+{_EXP}")
 _LETTERS = re.compile(r"[A-Za-z]+")
 _COMMAND = re.compile(r"\\([A-Za-z]+|.)")
 _SIMPLE_OPS = {
@@ -243,6 +244,8 @@ _SIMPLE_OPS = {
     "√": "sqrt",
     "∪": "cup",
 }
+_DIGITS = frozenset("0123456789")  # ASCII only: str.isdigit() also accepts "²" and "٣"
+_SUPERSCRIPTS = {"²": "2", "³": "3", "⁴": "4"}
 _TWO_CHAR_OPS = {"**": "^", "<=": "<=", ">=": ">=", "!=": "!=", "=<": "<=", "=>": ">="}
 _UNICODE_KINDS = {"oo": "CONST", "pi": "CONST", "sqrt": "CMD"}
 
@@ -322,7 +325,7 @@ def tokenize(text: str) -> list[Token]:
         ch = text[pos]
         if ch.isspace():
             pos += 1
-        elif ch.isdigit() or (ch == "." and pos + 1 < n and text[pos + 1].isdigit()):
+        elif ch in _DIGITS or (ch == "." and pos + 1 < n and text[pos + 1] in _DIGITS):
             m = _NUMBER.match(text, pos)
             assert m is not None, "a digit always starts a number"
             out.append(Token("NUM", m.group()))
@@ -337,6 +340,9 @@ def tokenize(text: str) -> list[Token]:
             if not m:
                 raise LexError("dangling backslash")
             pos = _command(m.group(1), text, m.end(), out)
+        elif ch in _SUPERSCRIPTS:  # x² -> x^2
+            out += [Token("OP", "^"), Token("NUM", _SUPERSCRIPTS[ch])]
+            pos += 1
         elif text[pos : pos + 2] in _TWO_CHAR_OPS:
             out.append(Token("OP", _TWO_CHAR_OPS[text[pos : pos + 2]]))
             pos += 2

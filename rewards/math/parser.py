@@ -372,6 +372,17 @@ def _split_words(tokens: list[Token]) -> tuple[list[Token], list[str]]:
     return kept, words
 
 
+def _drop_empty_brackets(tokens: list[Token]) -> list[Token]:
+    """``18 (eighteen)`` leaves ``18 ( )`` once the word is dropped: remove the empty pair."""
+    out: list[Token] = []
+    for t in tokens:
+        if t.kind == "OP" and t.text in (")", "]") and out and out[-1].kind == "OP" and out[-1].text in "([":
+            out.pop()
+        else:
+            out.append(t)
+    return out
+
+
 def parse(text: str) -> Node:
     """Parses a normalised answer into the tuple AST described in the module docstring.
 
@@ -401,6 +412,7 @@ def parse(text: str) -> Node:
         if not words:
             raise ParseError("empty answer")
         return ("text", " ".join(words))
+    kept = _drop_empty_brackets(kept)
     # drop separators left dangling by dropped words ("5 dollars and 3 cents" keeps its 'and')
     while kept and kept[0].kind == "OP" and kept[0].text in (",", ";", "sep"):
         kept.pop(0)

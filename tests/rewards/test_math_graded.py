@@ -167,6 +167,12 @@ CASES = [
     ("1 \\pm \\sqrt{19}", r1("...", "1 \\pm \\sqrt{19}"), 1.0),  # same notation
     ("1 \\pm \\sqrt{19}", r1("...", "1+\\sqrt{19}"), 0.0),  # half of the answer
     ("\\{2, 3\\}", r1("...", "\\{3, 2\\}"), 1.0),  # set order
+    ("\\frac{-1+\\sqrt{5}}{2}, \\frac{-1-\\sqrt{5}}{2}",
+     r1("...", "x = \\frac{-1 \\pm \\sqrt{5}}{2}"), 1.0),  # plus-minus inside a fraction
+    ("-2,1", r1("...", "x \\in \\{-2, 1\\}"), 1.0),  # membership in a solution set
+    (GSM.format(18), r1("...", "18 (eighteen)"), 1.0),  # a parenthesised word
+    (GSM.format(3), r1("...", "٣"), 0.0),  # a non-ASCII digit is not read as a number (strict)
+    ("x^2+1", r1("...", "x²+1"), 1.0),  # unicode superscript
     # --- intervals and inequalities ------------------------------------------------------------------
     ("[2,5)", r1("...", "[2, 5)"), 1.0),  # same interval
     ("[2,5)", r1("...", "2 \\le x < 5"), 1.0),  # inequality form

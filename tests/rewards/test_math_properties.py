@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from rewards import math_accuracy
 from rewards.math import verify
 from rewards.math.verify import check
-from rewards.testing import check_reward, r1_completions
+from rewards.testing import check_reward, r1_completions, texts
 
 rationals = st.fractions(min_value=-10_000, max_value=10_000, max_denominator=500)
 
@@ -103,3 +103,18 @@ def test_check_reward_on_r1_completions():
     answers = st.sampled_from(["42", "1/2", "0.5", "\\frac{1}{2}", "x=3", "(1,2)", "", "4 or 5"])
     check_reward(math_accuracy, columns={"answer": st.sampled_from(["0.5", "42"])},
                  completions=r1_completions(answers), max_examples=30)
+
+
+_PIECES = st.sampled_from([
+    *"0123456789.,+-*/^_(){}[]|!%=<>xyei ", "\\frac", "\\sqrt", "\\pi", "\\left", "\\{", "\\}", "\\text{",
+    "\\pm", "\\infty", "\\cup", "\\le", "&", "\\\\", "\\boxed{", "\\begin{pmatrix}", "\\end{pmatrix}", "²",
+    "٣", "1.e", "\\log_", "or", "cm", "\\%",
+])
+latexish = st.one_of(st.lists(_PIECES, max_size=25).map("".join), texts(max_size=60))
+
+
+@given(latexish, latexish)
+def test_check_never_raises_on_garbage(gold, pred):
+    verdict = check(gold, pred)
+    assert verdict.value in (True, False, None)
+    assert (verdict.value is None) == (verdict.reason in ("gold_unparseable", "undecided"))
