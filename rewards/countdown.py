@@ -291,6 +291,42 @@ class CountdownReward(Reward):
         self.__name__ = name or default
         self.value_range = (0.0, float(c.correct_score))
 
+    def __call__(self, completions: Any, **kwargs: Any) -> list[float | None]:
+        # Fast path for the common batch (plain strings, list columns of the right length): the same values
+        # without building a Completion and a RewardResult per sample. Anything else takes the general path,
+        # which also raises the caller errors.
+        nums, target = kwargs.get("nums"), kwargs.get("target")
+        if (
+            completions.__class__ is list
+            and nums.__class__ is list
+            and target.__class__ is list
+            and len(nums) == len(target) == len(completions)
+            and all(c.__class__ is str for c in completions)
+        ):
+            return [self._value(c, n, t) for c, n, t in zip(completions, nums, target, strict=True)]
+        return super().__call__(completions, **kwargs)
+
+    def _value(self, text: str, nums: Any, target: Any) -> float | None:
+        """The value :meth:`judge` would give, without its explanation."""
+        nums = _row_numbers(nums)
+        if target.__class__ is not int:
+            target = _as_int("target", target)
+        if not nums:
+            return None
+        equation = last_answer(text)
+        if equation is None:
+            return 0.0
+        c = self.config
+        if len(equation) <= c.max_chars:
+            try:
+                (num, den), literals = _parse(equation, nums, c.max_depth)
+            except _Fail:
+                return float(c.format_score)
+            exact = len(literals) == len(nums) and sorted(literals) == sorted(nums)
+            if den and num == target * den and exact:
+                return float(c.correct_score)
+        return float(c.format_score)
+
     def judge(self, completion: Completion, **row: Any) -> RewardResult:
         nums = _row_numbers(row["nums"])
         target = row["target"]

@@ -28,6 +28,7 @@ content of ``<think>`` is not judged here (see :mod:`rewards.shaping`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rewards._contract import Completion, Reward, RewardResult
 
@@ -71,6 +72,16 @@ def last_answer(text: str, tag: str = "answer") -> str | None:
     if start < 0:
         return None
     return text[start + len(opening) : end].strip()
+
+
+_OK = RewardResult(1.0, "ok")
+_OPEN_THINK = "<think>"
+
+
+def _prefilled(prompt: str) -> bool:
+    """Same test as :attr:`rewards._contract.Completion.prefilled_think`, on a string prompt."""
+    opened = prompt.rfind(_OPEN_THINK)
+    return opened >= 0 and prompt.find("</think>", opened) < 0
 
 
 def _check_tag(field: str, value: str) -> None:
@@ -126,8 +137,43 @@ class ThinkFormatReward(Reward):
         self.__name__ = name or (default if c.require_answer_tag else f"{default}_untagged_answer")
         self._tags = (f"<{c.think_tag}>", f"</{c.think_tag}>", f"<{c.answer_tag}>", f"</{c.answer_tag}>")
 
+    def __call__(self, completions: Any, **kwargs: Any) -> list[float | None]:
+        # Fast path for the common batch (plain strings, string prompts or none): the same judgement without
+        # building a Completion and a RewardResult per sample. Anything else takes the general path.
+        prompts = kwargs.get("prompts")
+        if completions.__class__ is list and all(c.__class__ is str for c in completions):
+            if prompts is None:
+                return [1.0 if self._fast_ok(c) or self._judge_text(c).value else 0.0 for c in completions]
+            n = len(completions)
+            if prompts.__class__ is list and len(prompts) == n and all(p.__class__ is str for p in prompts):
+                pairs = zip(completions, prompts, strict=True)
+                texts = [_OPEN_THINK + c if _prefilled(p) else c for c, p in pairs]
+                return [1.0 if self._fast_ok(t) or self._judge_text(t).value else 0.0 for t in texts]
+        return super().__call__(completions, **kwargs)
+
+    def _fast_ok(self, text: str) -> bool:
+        """True for a well-formed text whose only ``<`` are its four tags (two scans); else undecided."""
+        if not self.config.require_answer_tag or len(text) > self.config.max_chars or text.count("<") != 4:
+            return False
+        t_open, t_close, a_open, a_close = self._tags
+        i1 = text.find(t_open)
+        i2 = text.find(t_close, i1)
+        i3 = text.find(a_open, i2)
+        i4 = text.find(a_close, i3)
+        if i1 < 0 or i2 < 0 or i3 < 0 or i4 < 0:
+            return False
+        return (
+            not text[:i1].strip()
+            and not text[i2 + len(t_close) : i3].strip()
+            and not text[i4 + len(a_close) :].strip()
+            and bool(text[i3 + len(a_open) : i4].strip())
+        )
+
     def judge(self, completion: Completion, **row: object) -> RewardResult:
         text = completion.full_text
+        return _OK if self._fast_ok(text) else self._judge_text(text)
+
+    def _judge_text(self, text: str) -> RewardResult:
         if len(text) > self.config.max_chars:
             return RewardResult(0.0, "too_long", f"{len(text)} > {self.config.max_chars} characters")
         t_open, t_close, a_open, a_close = self._tags

@@ -85,6 +85,8 @@ def check_reward(
 ) -> CheckReport:
     """Property-tests ``fn`` against the reward contract; raises ``AssertionError`` (shrunk) on a violation.
 
+    For a :class:`rewards.Reward` it also checks that ``explain_all`` agrees with ``__call__`` (fast paths).
+
     Args:
         fn: The reward, ``fn(completions, **columns) -> list[float | None]``.
         columns: The dataset columns ``fn`` needs, per row: a mapping column -> strategy or constant
@@ -150,6 +152,10 @@ def check_reward(
         )
         again = call(fn, drawn)
         assert again == values, f"{name} is not deterministic: {values} then {again}"
+        explain_all = getattr(fn, "explain_all", None)
+        if callable(explain_all):  # a rewards.Reward: its explanations must agree with its values
+            explained = [r.value for r in call(explain_all, drawn)]
+            assert explained == values, f"{name}: explain_all gives {explained} but __call__ gives {values}"
         stats["batches"] += 1
         stats["completions"] += len(drawn)
         stats["slowest"] = max(stats["slowest"], per_sample)
