@@ -256,3 +256,11 @@ def test_known_solutions_score_one(problem):
 @pytest.mark.parametrize("reward", [countdown_accuracy, make_countdown_reward(format_score=0.1)], ids=str)
 def test_contract(reward):
     check_reward(reward, columns=countdown_problems(), max_examples=40)
+
+
+def test_fast_batch_path_agrees_with_explanations():
+    # __call__ takes a fast path for plain string batches; its values must equal the explained ones
+    completions = [c for c, *_ in HELD_OUT]
+    cols = {"nums": [n for _, n, *_ in HELD_OUT], "target": [t for _, _, t, *_ in HELD_OUT]}
+    for reward in (countdown_accuracy, make_countdown_reward(format_score=0.1)):
+        assert reward(completions, **cols) == [r.value for r in reward.explain_all(completions, **cols)]

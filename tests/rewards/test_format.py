@@ -168,3 +168,11 @@ def test_trailing_text_always_fails(text, junk):
 )
 def test_contract(reward):
     check_reward(reward, max_examples=40)
+
+
+def test_fast_batch_path_agrees_with_explanations():
+    # __call__ takes a fast path for plain string batches; its values must equal the explained ones
+    texts = [text for text, _, _ in THINK_FORMAT_CASES] + ["<think>3 < 5</think><answer>1</answer>"]
+    for prompts in (None, ["<think>"] * len(texts), [""] * len(texts)):
+        kwargs = {} if prompts is None else {"prompts": prompts}
+        assert think_format(texts, **kwargs) == [r.value for r in think_format.explain_all(texts, **kwargs)]
