@@ -25,7 +25,7 @@ from policies.config import ModelConfig
 from policies.moe import MoE
 from policies.mtp import MTPModule
 from policies.norm import RMSNorm
-from policies.rope import rope_tables
+from policies.rope import rope_at
 
 
 @dataclass
@@ -66,9 +66,6 @@ class Transformer(nn.Module):
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
         self.mtp = nn.ModuleList([MTPModule(k, config) for k in range(1, config.n_mtp_modules + 1)])
-        cos, sin = rope_tables(config.qk_rope_head_dim, config.max_seq_len, config.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -85,6 +82,10 @@ class Transformer(nn.Module):
         for module in self.modules():
             if isinstance(module, MoE):
                 module.gate.bias.zero_()
+
+    def rope(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin (B, T, qk_rope_head_dim / 2) at ``positions`` (B, T)."""
+        return rope_at(positions, self.config.qk_rope_head_dim, self.config.rope_theta)
 
     @property
     def moe_layers(self) -> list[MoE]:
@@ -119,7 +120,7 @@ class Transformer(nn.Module):
             logits (B, T, V), or a ``TransformerOutput`` when ``return_aux``.
         """
         mask, token_mask, positions = self._masks(tokens, attention_mask, cache)
-        cos, sin = self.rope_cos[positions], self.rope_sin[positions]  # (B, T, dr/2)
+        cos, sin = self.rope(positions)  # (B, T, dr/2)
         h, moe_routing, aux = self._trunk(
             self.embed(tokens), cos, sin, mask, token_mask, routing, cache, absorb
         )
@@ -133,6 +134,18 @@ class Transformer(nn.Module):
         return TransformerOutput(
             logits=logits, routing=moe_routing or None, aux_loss=aux, mtp_logits=mtp_logits, hidden=h
         )
+
+    def features(
+        self,
+        tokens: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        routing: list[torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Final normalised hidden states (B, T, dim), i.e. the head's input, and the MoE routing."""
+        mask, token_mask, positions = self._masks(tokens, attention_mask, None)
+        cos, sin = self.rope(positions)  # (B, T, dr/2)
+        h, moe_routing, _ = self._trunk(self.embed(tokens), cos, sin, mask, token_mask, routing, None, None)
+        return self.norm(h), moe_routing
 
     def _masks(
         self, tokens: torch.Tensor, attention_mask: torch.Tensor | None, cache: KVCache | None

@@ -57,7 +57,8 @@ class Gate(nn.Module):
         self.score_func, self.route_scale = cfg.score_func, cfg.route_scale
         self.weight = nn.Parameter(torch.empty(cfg.n_routed_experts, cfg.dim))
         self.register_buffer("bias", torch.zeros(cfg.n_routed_experts, dtype=torch.float32))
-        self.register_buffer("load", torch.zeros(cfg.n_routed_experts, dtype=torch.float64), persistent=False)
+        # persistent so that loaders building the model on the meta device restore it
+        self.register_buffer("load", torch.zeros(cfg.n_routed_experts, dtype=torch.float64))
 
     def select(self, scores: torch.Tensor) -> torch.Tensor:
         """Top-k expert indices (N, k) on ``scores + bias``, group-limited when ``n_expert_groups`` > 1."""

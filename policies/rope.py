@@ -26,6 +26,23 @@ def rope_tables(dim: int, max_seq_len: int, theta: float = 10000.0) -> tuple[tor
     return angles.cos().float(), angles.sin().float()
 
 
+def rope_at(positions: torch.Tensor, dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cos and sin (..., dim // 2) at integer ``positions`` (...), computed on the fly in fp32.
+
+    Computing instead of storing a table keeps the model free of non-persistent buffers (which loaders that
+    build models on the meta device leave uninitialised) and costs a few hundred flops per token.
+
+    Example:
+        >>> cos, sin = rope_at(torch.tensor([[0, 3]]), 4)
+        >>> torch.allclose(cos, rope_tables(4, 8)[0][torch.tensor([[0, 3]])])
+        True
+    """
+    exponent = torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) / dim  # (dim/2,)
+    freqs = 1.0 / (theta**exponent)  # (dim/2,)
+    angles = positions.to(torch.float32).unsqueeze(-1) * freqs  # (..., dim/2)
+    return angles.cos(), angles.sin()
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate interleaved pairs of ``x`` (B, T, H, D) by per-token ``cos``/``sin`` of shape (B, T, D/2).
 

@@ -52,7 +52,7 @@ def _mtp_step(
 ) -> torch.Tensor:
     """Run MTP module 1 with its cache on (B, n) positions; returns its logits (B, n, V)."""
     positions, visible = cache.prepare(real)
-    cos, sin = model.rope_cos[positions], model.rope_sin[positions]  # (B, n, dr/2)
+    cos, sin = model.rope(positions)  # (B, n, dr/2)
     x = module.combine(hidden, model.embed(next_tokens))  # (B, n, dim)
     h, _, _ = module.block(x, cos, sin, mask=visible, token_mask=real, cache=cache, cache_layer=0)
     return model.head(module.norm(h))  # (B, n, V)

@@ -102,7 +102,10 @@ def test_speculative_greedy_equals_plain(model64):
     plain = generate(model64, PROMPTS, max_new_tokens=15, temperature=0, stop_token_ids=[7])
     spec = speculative_generate(model64, PROMPTS, max_new_tokens=15, temperature=0, stop_token_ids=[7])
     assert spec.tokens == plain.tokens and spec.finished == plain.finished
-    torch.testing.assert_close(torch.tensor(sum(spec.logprobs, [])), torch.tensor(sum(plain.logprobs, [])))
+    torch.testing.assert_close(
+        torch.tensor([x for row in spec.logprobs for x in row]),
+        torch.tensor([x for row in plain.logprobs for x in row]),
+    )
 
 
 def test_speculative_sampling_preserves_distribution():

@@ -86,7 +86,7 @@ def test_gate_weights_normalised_and_scaled():
     cfg = ModelConfig.tiny(route_scale=2.5)
     gate = Gate(cfg)
     torch.nn.init.normal_(gate.weight)
-    w, idx, scores = gate(torch.randn(10, cfg.dim))
+    w, idx, _ = gate(torch.randn(10, cfg.dim))
     torch.testing.assert_close(w.sum(-1), torch.full((10,), 2.5))
     assert idx.shape == (10, cfg.n_activated_experts)
 
