@@ -260,11 +260,13 @@ class SFTConfig(OptimConfig):
 
     run_dir: str = "runs/sft"
     """Directory for metrics.jsonl, TensorBoard events, checkpoints and the final model."""
+    policy: str = "tiny:max_seq_len=1024"
+    """Bundled preset (with overrides), a model/checkpoint directory, or "hf:PATH" (Hugging Face model)."""
     data: str = "countdown"
     """"countdown" = rlenv.train.corpus.countdown_sft_rows, or a JSONL path with prompt/completion keys."""
     num_rows: int = 256
     """Rows generated when data is a generator name (ignored for a JSONL file)."""
-    max_len: int = 256
+    max_len: int = 1024
     """Prompt + completion tokens kept per row (longer rows are cut from the left of the prompt)."""
     batch_size: int = 8
     """Rows per optimiser step (per rank)."""

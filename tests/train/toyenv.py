@@ -1,8 +1,8 @@
 """A toy single-turn text environment for trainer tests (importable as ``toyenv:Toy-v0``).
 
-Reward: the fraction of the letter "a" among the completion's characters (component ``accuracy`` is 1 when the
-completion holds at least 3 "a"s, ``format`` is 1 when it is non-empty). Cheap, deterministic, varied enough that
-groups from a random model have non-zero reward variance.
+Reward: the fraction of the letter "a" among the completion's characters (component ``accuracy`` is 1 when
+the completion holds at least 3 "a"s, ``format`` is 1 when it is non-empty). Cheap, deterministic, varied
+enough that groups from a random model have non-zero reward variance.
 """
 
 import gymnasium as gym
