@@ -25,7 +25,7 @@ Example:
 from policies.fp8.accumulate import accumulation_error_table, emulated_dot, round_significand
 from policies.fp8.config import DEFAULT_KEEP, FP8Config
 from policies.fp8.convert import FP8Experts, FP8Report, convert_to_fp8, plan_fp8
-from policies.fp8.gemm import check_cuda_operands, fp8_matmul, scale_kind
+from policies.fp8.gemm import blockwise_scaled_mm, check_cuda_operands, fp8_matmul, scale_kind
 from policies.fp8.linear import FP8Linear, fp8_linear, resolve_backend
 from policies.fp8.optim import AdamWBF16
 from policies.fp8.quant import (
@@ -55,6 +55,7 @@ __all__ = [
     "QuantizedTensor",
     "TILE_1x128",
     "accumulation_error_table",
+    "blockwise_scaled_mm",
     "check_cuda_operands",
     "convert_to_fp8",
     "dequantize",

@@ -18,7 +18,8 @@ FP32 accumulation. Three backends:
   * ``a`` row-major (M, K) and ``b`` passed as a column-major (K, N) view of a row-major (N, K) tensor
     (cuBLASLt on Hopper supports only the "TN" layout);
   * K and N divisible by 16; blockwise additionally K divisible by 128 and block size exactly 128;
-  * both operands E4M3 for blockwise (the cuBLAS recipe check rejects E5M2), never E5M2 x E5M2;
+  * both operands E4M3 for blockwise (the cuBLAS recipe check rejects E5M2) and, conservatively, for rowwise
+    (CUTLASS' rowwise kernel is built for E4M3); E5M2 only with tensorwise scales; never E5M2 x E5M2;
   * scale layouts: rowwise ``(M, 1)`` and ``(1, N)`` contiguous; 1x128 scales ``(rows, K/128)`` with strides
     ``(1, rows)`` ("outer-dim-major"); 128x128 scales ``(L4, rows/128)`` with strides ``(1, L4)``, where
     ``L4 = round_up(K/128, 4)`` (the K-block count is zero-padded to a multiple of 4);
@@ -42,7 +43,7 @@ import torch
 
 from policies.fp8.quant import QuantizedTensor
 
-__all__ = ["Backend", "check_cuda_operands", "fp8_matmul", "scale_kind"]
+__all__ = ["Backend", "blockwise_scaled_mm", "check_cuda_operands", "fp8_matmul", "scale_kind"]
 
 Backend = Literal["emulate", "scaled_mm"]
 ScaleKind = Literal["tensorwise", "rowwise", "1x128", "128x128", "other"]
@@ -103,7 +104,7 @@ def fp8_matmul(
         raise ValueError(f"backend must be 'emulate' or 'scaled_mm', got {backend!r}")
     kinds = (scale_kind(a), scale_kind(b))
     if a.data.is_cuda and any(k in ("1x128", "128x128") for k in kinds):
-        return _cuda_blockwise(a, b).to(out_dtype)
+        return blockwise_scaled_mm(a, b).to(out_dtype)
     if not set(kinds) <= {"tensorwise", "rowwise"}:
         raise ValueError(
             f"torch._scaled_mm on {a.data.device.type} runs tensorwise/rowwise scales only, got {kinds}; "
@@ -145,24 +146,44 @@ def _pad_k_blocks(scale: torch.Tensor) -> torch.Tensor:
     return scale.float().contiguous().t()  # (L4, rows/128)
 
 
-def _blockwise_scale(q: QuantizedTensor) -> tuple[torch.Tensor, object]:
+def _blockwise_scale(q: QuantizedTensor, kind: str) -> tuple[torch.Tensor, object]:
     from torch.nn.functional import ScalingType
 
-    if scale_kind(q) == "1x128":
+    if kind == "1x128":
         return q.scale.float().t().contiguous().t(), ScalingType.BlockWise1x128  # (rows, L) strides (1, rows)
     return _pad_k_blocks(q.scale), ScalingType.BlockWise128x128
 
 
-def _cuda_blockwise(a: QuantizedTensor, b: QuantizedTensor) -> torch.Tensor:
-    """DeepSeek-style blockwise GEMM through ``torch.nn.functional.scaled_mm`` (SM90, cuBLASLt >= 12.9)."""
+def blockwise_scaled_mm(a: QuantizedTensor, b: QuantizedTensor) -> torch.Tensor:
+    """DeepSeek-style blockwise FP8 GEMM ``a @ b.T`` via ``torch.nn.functional.scaled_mm`` (SM90 only).
+
+    Lays the scales out as cuBLAS requires (module docstring), asserts every rule with
+    :func:`check_cuda_operands`, and returns BF16 (FP32 accumulation inside the kernel).
+
+    Args:
+        a: (M, K) operand with 1x128 or 128x128 scales along K.
+        b: (N, K) operand with 1x128 or 128x128 scales along K.
+
+    Returns:
+        (M, N) BF16 tensor.
+
+    Example:
+        >>> from policies.fp8.quant import quantize
+        >>> x, w = torch.randn(256, 512).cuda(), torch.randn(384, 512).cuda()  # doctest: +SKIP
+        >>> blockwise_scaled_mm(quantize(x, (1, 128)), quantize(w, (128, 128))).shape  # doctest: +SKIP
+        torch.Size([256, 384])
+    """
     from torch.nn.functional import scaled_mm
 
-    pair = (scale_kind(a), scale_kind(b))
+    k = a.data.shape[1]
+    # with K == 128 a 1x128 tiling is one scale per row, which scale_kind reports as "rowwise"
+    kinds = (scale_kind(a), scale_kind(b))
+    pair = tuple("1x128" if kind == "rowwise" and k == 128 else kind for kind in kinds)
     assert pair in {("1x128", "128x128"), ("128x128", "1x128"), ("1x128", "1x128")}, (
         f"cuBLAS blockwise FP8 supports (1x128,128x128), (128x128,1x128), (1x128,1x128); got {pair}"
     )
-    scale_a, recipe_a = _blockwise_scale(a)
-    scale_b, recipe_b = _blockwise_scale(b)
+    scale_a, recipe_a = _blockwise_scale(a, pair[0])
+    scale_b, recipe_b = _blockwise_scale(b, pair[1])
     a_data, b_data = a.data.contiguous(), b.data.contiguous().t()  # (M, K) row-major, (K, N) column-major
     check_cuda_operands(a_data, b_data, scale_a, scale_b, blockwise=True, kinds=pair)
     out = scaled_mm(a_data, b_data, scale_a, recipe_a, scale_b, recipe_b, output_dtype=torch.bfloat16)
@@ -219,6 +240,10 @@ def check_cuda_operands(
         )
         assert tuple(scale_b.shape) == (1, n) and scale_b.is_contiguous(), (
             f"rowwise scale_b must be contiguous (1, {n}); got {tuple(scale_b.shape)}, {scale_b.stride()}"
+        )
+        assert a.dtype == b.dtype == torch.float8_e4m3fn, (
+            f"rowwise FP8 GEMMs on CUDA take E4M3 operands here, got {a.dtype}, {b.dtype}; "
+            "E5M2 gradients run with recipe='tensorwise' (or backend='emulate')"
         )
         return
     assert k % 128 == 0, f"blockwise FP8 GEMMs need K divisible by 128, got K={k}"

@@ -56,6 +56,7 @@ def resolve_backend(config: FP8Config, device: torch.device) -> Backend:
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         supported = major == 9 and config.block_size == 128 if blockwise else (major, minor) >= (8, 9)
+        supported = supported and not (config.recipe == "rowwise" and config.grad_format == "e5m2")
     else:
         supported = device.type == "cpu" and not blockwise
     if config.backend == "auto":
@@ -113,6 +114,11 @@ class _FP8LinearFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):  # dy (M, N)
+        with torch.autocast(dy.device.type, enabled=False):
+            return _FP8LinearFunction._backward(ctx, dy)
+
+    @staticmethod
+    def _backward(ctx, dy):  # dy (M, N)
         config: FP8Config = ctx.config
         blocks = config.blocks()
         weight = ctx.saved_tensors[-1]
@@ -158,7 +164,8 @@ def fp8_linear(
     if x.numel() == 0:
         return torch.nn.functional.linear(x, weight, bias)
     backend = resolve_backend(config, x.device)
-    y = _FP8LinearFunction.apply(x.reshape(-1, x.shape[-1]), weight, bias, config, backend)  # (M, N)
+    with torch.autocast(x.device.type, enabled=False):  # FP8 GEMMs must not be recast by autocast
+        y = _FP8LinearFunction.apply(x.reshape(-1, x.shape[-1]), weight, bias, config, backend)  # (M, N)
     return y.reshape(*x.shape[:-1], weight.shape[0])  # (..., N)
 
 

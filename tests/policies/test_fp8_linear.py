@@ -218,3 +218,45 @@ def test_adamw_bf16_tracks_torch_adamw():
     assert exact.param_groups[0]["moment_dtype"] == torch.float32
     with pytest.raises(ValueError, match="betas"):
         AdamWBF16([nn.Parameter(torch.zeros(3))], betas=(0.9, 1.0))
+
+
+def _fake_cublas_scaled_mm(a, b, scale_a, recipe_a, scale_b, recipe_b, output_dtype=torch.bfloat16, **_):
+    """Interpret scales exactly as PyTorch's test_scaled_matmul_cuda.py documents the cuBLAS layouts."""
+    from torch.nn.functional import ScalingType
+
+    (m, k), n, blocks_k = a.shape, b.shape[1], -(-a.shape[1] // 128)
+    assert a.stride(1) == 1 and b.stride(0) == 1  # row-major a (M, K), column-major b (K, N)
+
+    def expand(scale, rows, recipe):  # -> (rows, K) per-element scale of a (rows, K) operand
+        if recipe == ScalingType.BlockWise1x128:
+            assert scale.shape == (rows, blocks_k) and (blocks_k == 1 or scale.stride() == (1, rows))
+            return scale.repeat_interleave(128, 1)[:, :k]
+        assert scale.shape[1] == -(-rows // 128) and scale.stride(0) == 1  # (L4, rows/128), K-block-major
+        return scale[:blocks_k].t().repeat_interleave(128, 0)[:rows].repeat_interleave(128, 1)[:, :k]
+
+    a_deq = a.float() * expand(scale_a, m, recipe_a)  # (M, K)
+    b_deq = b.t().float() * expand(scale_b, n, recipe_b)  # (N, K)
+    return (a_deq @ b_deq.t()).to(output_dtype)
+
+
+@pytest.mark.parametrize(
+    ("block_a", "block_b", "k"),
+    [
+        ((1, 128), (128, 128), 640),
+        ((128, 128), (1, 128), 640),
+        ((1, 128), (1, 128), 384),
+        ((1, 128), (128, 128), 128),
+    ],
+)
+def test_cuda_blockwise_wrapper_scale_layouts(monkeypatch, block_a, block_b, k):
+    from policies.fp8 import blockwise_scaled_mm
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_mm", _fake_cublas_scaled_mm)
+    x, w = torch.randn(256, k), torch.randn(384, k)
+    a, b = quantize(x, block_a), quantize(w, block_b)
+    out = blockwise_scaled_mm(a, b)  # layouts built and asserted as for CUDA; product by the fake kernel
+    assert out.dtype == torch.bfloat16
+    assert _rel(out.float(), fp8_matmul(a, b, backend="emulate")) < 5e-3  # BF16 output rounding only
+    if block_b == (128, 128):  # the input-gradient GEMM uses the same 128x128 blocks transposed
+        g = quantize(torch.randn(256, 384), (1, 128))
+        assert _rel(blockwise_scaled_mm(g, b.t()).float(), fp8_matmul(g, b.t(), backend="emulate")) < 5e-3
