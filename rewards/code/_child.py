@@ -164,6 +164,21 @@ def _purge() -> None:
     pass  # gc.collect()
 
 
+def _remap_packages(path_map: dict[str, str]) -> None:
+    """Points already imported packages at the read-only mounts the sandbox uid can read (see ``_zygote``),
+    so their not yet imported submodules (``encodings.idna``, ``json.tool``...) stay importable."""
+    if not path_map:
+        return
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            for i, entry in enumerate(path):
+                for source, target in path_map.items():
+                    if isinstance(entry, str) and _inside(entry, source):
+                        path[i] = target + entry[len(source) :]
+    sys.path_importer_cache.clear()
+
+
 def _std_streams() -> None:
     sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
     out = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
@@ -194,6 +209,7 @@ def enter(spec: dict, fds: list[int]) -> None:
         sys.pycache_prefix = os.path.join(spec["workdir"], ".no-pycache")
         sys.dont_write_bytecode = True
         _purge()
+        _remap_packages(spec["path_map"])
         _install_guard(spec["workdir"], tuple(spec["read_roots"]))
         if spec["mode"] == "stdio":
             code = run_main(spec["program"])

@@ -103,6 +103,7 @@ class Zygote:
         self.uid_base = random.SystemRandom().randrange(1 << 24, 1 << 30) if root else None
         sys_path = [_moved(os.path.realpath(p), moved or {}) for p in sys.path if p]
         self.child_common = {
+            "path_map": moved or {},
             "read_roots": roots,
             "sys_path": [p for p in sys_path if any(_inside(p, r) for r in roots)],
         }
