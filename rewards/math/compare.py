@@ -64,7 +64,9 @@ def _is_symbolish(node: Node) -> bool:
 def _value_of(node: Node) -> Node:
     """``x = 5`` -> ``5``; ``AB = ...``, ``2+3 = 5`` likewise; ``x \\in S`` -> ``S``; ``a \\pm b`` inside an
     expression -> the list of both branches."""
-    if node[0] == "eq" and (_is_symbolish(node[1]) or not free_symbols(node[1])):
+    if node[0] == "eq" and _is_symbolish(node[2]) and not _is_symbolish(node[1]):  # 5 = x
+        node = node[1]
+    elif node[0] == "eq" and (_is_symbolish(node[1]) or not free_symbols(node[1])):
         node = node[2]
     if node[0] == "in" and node[1][0] == "sym" and node[2][0] in ("set", "list", "tuple"):
         return ("set", node[2][1])
@@ -118,6 +120,9 @@ def _interval_from_rel(node: Node) -> Node | None:
     if node[0] != "rel":
         return None
     exprs, ops = node[1], node[2]
+    if ops == ("!=",) and exprs[0][0] == "sym":  # x != 3: everything but one point
+        return ("union", (("interval", False, _NEG_OO, exprs[1], False),
+                          ("interval", False, exprs[1], _POS_OO, False)))
     if "!=" in ops:
         return None
     if len(exprs) == 3 and exprs[1][0] == "sym" and len(set(o[0] for o in ops)) == 1:
@@ -154,7 +159,7 @@ def _as_intervals(node: Node) -> list[Node] | None:
         return [("interval", False, _NEG_OO, _POS_OO, False)]
     if tag in ("rel", "in"):
         conv = _interval_from_rel(node)
-        return None if conv is None else _as_intervals(conv)
+        return None if conv is None or conv == node else _as_intervals(conv)
     if tag in ("union", "list"):
         out: list[Node] = []
         for child in node[1]:

@@ -258,7 +258,7 @@ def _letters(run: str, out: list[Token]) -> None:
         out.append(Token(*_PLAIN_NAMES[run]))
     elif run in _SEPARATOR_WORDS:
         out.append(Token("OP", "sep"))
-    elif len(run) >= 3 or run in _SHORT_WORDS:
+    elif len(run) >= 3 or run in _SHORT_WORDS or (run.istitle() and run.lower() in _SHORT_WORDS):
         out.append(Token("WORD", run))
     else:
         out.extend(_symbol(ch) for ch in run)

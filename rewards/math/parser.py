@@ -33,6 +33,7 @@ Node = tuple[Any, ...]
 _RELOPS = ("<", "<=", ">", ">=", "!=")
 _ATOM_START = {"NUM", "SYM", "CONST", "FUNC", "CMD", "BEGIN", "CHOICE"}
 _ATOM_START_OPS = {"(", "{", "lfloor", "lceil"}
+_NEGATIONS = frozenset({"not", "except", "neither", "nor", "isn't", "cannot", "never"})
 _CLOSERS = {"(": (")", "]"), "[": (")", "]"), "{": ("}",), "\\{": ("\\}",)}
 
 
@@ -155,6 +156,8 @@ class _Parser:
         t = self.peek()
         if t is None:
             return False
+        if t.kind == "NUM" and self.i > 0 and self.toks[self.i - 1].kind == "NUM":
+            raise ParseError("two numbers side by side")  # "2 3" is neither 6 nor 23
         return t.kind in _ATOM_START or (t.kind == "OP" and t.text in _ATOM_START_OPS)
 
     def unary(self) -> Node:
@@ -363,6 +366,8 @@ def _split_words(tokens: list[Token]) -> tuple[list[Token], list[str]]:
             kept.append(t)
             i += 1
             continue
+        if t.text.lower() in _NEGATIONS:
+            raise ParseError(f"negated answer ({t.text!r})")  # "not 5" must not become 5
         words.append(t.text)
         i += 1
         if kept and kept[-1] == Token("OP", "/"):  # "$18/day": the divisor is the unit's

@@ -80,7 +80,7 @@ def _check_choice(letter: str, pred: str) -> Verdict:
 
 
 def _same_text(gold: str, pred: str) -> bool:
-    return re.sub(r"\s+", "", gold) == re.sub(r"\s+", "", pred)
+    return " ".join(gold.split()) == " ".join(pred.split())  # "2 3" is not "23"
 
 
 def check(gold: str | None, pred: str | None, comparator: Comparator | None = None) -> Verdict:

@@ -79,6 +79,9 @@ SAME = [
     # base subscripts
     ("204_5", "204_{5}"),  # braced subscript
     ("204_5", "204"),  # digits in the asked base
+    ("5", "5 = x"),  # solved variable on the right
+    ("\\text{No}", "No"),  # a yes/no answer
+    ("(-\\infty, -3) \\cup (-3, \\infty)", "x \\neq -3"),  # all reals but one point
     # mixed numbers
     ("\\frac{7}{2}", "3\\frac{1}{2}"),  # LaTeX mixed number
     ("3.5", "3 1/2"),  # plain mixed number
@@ -109,6 +112,10 @@ DIFFERENT = [
     ("4", ""),  # empty
     ("4", "\\frac{1}{0}"),  # undefined
     ("1e2", "1e3"),  # scientific notation, wrong power
+    ("23", "2 3"),  # two numbers side by side are not one number
+    ("6", "2 3"),  # ... nor a product
+    ("5", "not 5"),  # a negated answer
+    ("x = 3", "y = 3"),  # another variable
 ]
 
 
