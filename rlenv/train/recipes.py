@@ -42,6 +42,7 @@ __all__ = ["RecipeConfig", "RecipeResult", "evaluate_countdown", "run_recipe"]
 _QUICK = dict(
     policy="tiny", pretrain_steps=4, pretrain_docs=64, sft_steps=4, sft_rows=32, grpo_steps=2,
     prompts_per_step=2, num_generations=2, eval_items=8, max_new_tokens=24, seq_len=96, batch_size=4,
+    sft_max_len=128, trace_style="direct",
 )
 
 
@@ -82,6 +83,8 @@ class RecipeConfig:
     """Solver-written SFT rows (r1 only)."""
     sft_lr: float = 1e-3
     """SFT peak learning rate."""
+    sft_max_len: int = 384
+    """Prompt + completion tokens kept per SFT row (at most the model's max_seq_len)."""
     trace_style: Literal["search", "direct"] = "search"
     """SFT traces: the solver's search line by line, or the solution only (see rlenv.train.corpus)."""
     grpo_steps: int = 60
@@ -99,22 +102,29 @@ class RecipeConfig:
     eval_items: int = 500
     """Held-out problems (split="test") evaluated after each phase."""
     eval_seed: int = 0
-    """Seed of the held-out test-split stream."""
+    """Seed of the evaluation stream."""
+    eval_split: Literal["test", "train"] = "test"
+    """"test" for reported figures; "train" (with eval_seed != seed: a validation stream no training phase
+    draws from) for tuning, so that tuning never looks at the test items."""
     quick: bool = False
     """Tiny settings for a smoke test (tiny policy, a few steps, 8 evaluation items)."""
 
     def __post_init__(self) -> None:
         allowed = {"recipe": ("r1", "r1zero"), "device": ("auto", "cpu", "cuda"),
-                   "template": ("compact", "r1zero", "tinyzero"), "trace_style": ("search", "direct")}
+                   "template": ("compact", "r1zero", "tinyzero"), "trace_style": ("search", "direct"),
+                   "eval_split": ("test", "train")}
         for name, values in allowed.items():
             if getattr(self, name) not in values:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)!r} is not one of {values}")
+        if self.eval_split == "train" and self.eval_seed == self.seed:
+            raise ValueError(f"RecipeConfig.eval_seed={self.eval_seed} equals seed with eval_split='train'; "
+                             "pick another eval_seed so validation items are not training items")
         if not 3 <= self.num_numbers <= 6:
             raise ValueError(f"RecipeConfig.num_numbers={self.num_numbers} must be in [3, 6]")
         for name in ("pretrain_steps", "sft_steps", "grpo_steps", "seed", "eval_seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 0")
-        for name in ("pretrain_docs", "sft_rows", "seq_len", "batch_size", "prompts_per_step",
+        for name in ("pretrain_docs", "sft_rows", "sft_max_len", "seq_len", "batch_size", "prompts_per_step",
                      "num_generations", "max_new_tokens", "eval_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 1")
@@ -165,15 +175,17 @@ def _countdown_env(split: str, env_kwargs: Mapping[str, Any]):
     return gym.make("rlenv/Countdown-v0", split=split, **kwargs).unwrapped
 
 
-def heldout_items(n: int, seed: int, env_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Items ``0..n-1`` of the countdown test split: ``prompt``, ``nums``, ``target``.
+def heldout_items(
+    n: int, seed: int, env_kwargs: Mapping[str, Any], split: str = "test"
+) -> list[dict[str, Any]]:
+    """Items ``0..n-1`` of a countdown split (the test split by default): ``prompt``, ``nums``, ``target``.
 
     Example:
         >>> items = heldout_items(2, 0, {"template": "r1zero"})
         >>> sorted(items[0])
         ['nums', 'prompt', 'target']
     """
-    env = _countdown_env("test", env_kwargs)
+    env = _countdown_env(split, env_kwargs)
     items = []
     for index in range(n):
         prompt, info = env.reset(seed=seed, options={"index": index})
@@ -312,7 +324,7 @@ def _sft(config: RecipeConfig, policy: str) -> str:
     path = _write_jsonl(os.path.join(config.run_dir, "data", "sft.jsonl"), rows)
     stage = SFTConfig(**_common(config, "sft"), policy=policy, data=path, num_rows=len(rows),
                       steps=config.sft_steps, lr=config.sft_lr, batch_size=config.batch_size,
-                      max_len=1024, warmup_steps=min(20, config.sft_steps // 10))
+                      max_len=config.sft_max_len, warmup_steps=min(20, config.sft_steps // 10))
     return sft(stage).checkpoint
 
 
@@ -350,7 +362,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     os.makedirs(config.run_dir, exist_ok=True)
     with open(os.path.join(config.run_dir, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(config), f, indent=2)
-    items = heldout_items(config.eval_items, config.eval_seed, config.env_kwargs)
+    items = heldout_items(config.eval_items, config.eval_seed, config.env_kwargs, config.eval_split)
     base_line = baselines(items)
     phases: list[tuple[str, Any]] = [("base", _pretrain)]
     if config.recipe == "r1":
@@ -359,11 +371,12 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     policy = f"hf:{config.hf_model}" if config.hf_model else config.policy
     rows: dict[str, dict[str, float]] = {}
     for phase, run_phase in phases:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         # A Hugging Face model is a real base model: nothing to pretrain.
         checkpoint = policy if phase == "base" and config.hf_model else run_phase(config, policy)
-        wall = time.perf_counter() - started
-        rows[phase] = {**_evaluate_phase(checkpoint, config, items, phase), "wall_s": wall}
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        rows[phase] = {**_evaluate_phase(checkpoint, config, items, phase), "wall_s": wall, "cpu_s": cpu,
+                       "eval_s": time.perf_counter() - started - wall}
         policy = checkpoint
         print(f"[{config.recipe}] {phase}: greedy {rows[phase]['greedy/accuracy']:.1%}, "
               f"sampled {rows[phase]['sampled/accuracy']:.1%} ({wall:.0f} s)", flush=True)
@@ -410,9 +423,12 @@ def format_table(rows: Mapping[str, Mapping[str, float]], baseline: Mapping[str,
     for phase, row in rows.items():
         cells = " | ".join(_cell(row[key], kind) for _, key, kind in _COLUMNS)
         lines.append(f"| {_PHASE_NAMES.get(phase, phase)} | {cells} |")
-    total = sum(row["wall_s"] for row in rows.values())
+    train = sum(row["wall_s"] for row in rows.values())
+    cpu = sum(row.get("cpu_s", 0.0) for row in rows.values())
+    evaluation = sum(row.get("eval_s", 0.0) for row in rows.values())
     lines.append(f"\nbaselines on the same items: always add {baseline['always_add']:.1%}, always multiply "
-                 f"{baseline['always_multiply']:.1%}; total wall time {total / 60:.1f} min")
+                 f"{baseline['always_multiply']:.1%}; wall time: training {train / 60:.1f} min "
+                 f"(process CPU time {cpu / 60:.1f} min), evaluation {evaluation / 60:.1f} min")
     return "\n".join(lines)
 
 
@@ -424,9 +440,9 @@ def _read_metrics(path: str) -> list[dict[str, Any]]:
 
 
 _CURVE_KEYS = {
-    "pretrain": ("loss", "loss/lm", "loss/total"),
-    "sft": ("loss", "loss/sft", "loss/total"),
-    "grpo": ("reward/accuracy", "accuracy", "reward/total", "reward/format", "completion/length"),
+    "pretrain": ("loss/lm",),
+    "sft": ("loss/lm",),
+    "grpo": ("rollout/accuracy", "rollout/format_rate", "reward/total"),
 }
 
 
@@ -461,15 +477,24 @@ def plot_curves(run_dir: str, phases: Sequence[str]) -> str | None:
     return path
 
 
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: inf / nan (e.g. tokens per solved problem when none is solved) become None."""
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _report(config: RecipeConfig, result: RecipeResult) -> None:
     table = format_table(result.rows, result.baselines)
     title = (f"{config.recipe} on countdown ({config.num_numbers} numbers), {config.eval_items} held-out "
-             f"problems (split=test, seed={config.eval_seed})")
+             f"problems (split={config.eval_split}, seed={config.eval_seed})")
     print(f"\n{title}\n{table}", flush=True)
     with open(os.path.join(config.run_dir, "results.md"), "w") as f:
         f.write(f"{title}\n\n{table}\n")
     with open(os.path.join(config.run_dir, "results.json"), "w") as f:
-        json.dump(dataclasses.asdict(result), f, indent=2, default=float)
+        json.dump(_finite(dataclasses.asdict(result)), f, indent=2)
     phases = ["pretrain", "sft", "grpo"] if config.recipe == "r1" else ["pretrain", "grpo"]
     path = plot_curves(config.run_dir, phases)
     if path:

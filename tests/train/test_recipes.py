@@ -75,4 +75,22 @@ def test_format_table_lists_every_phase_and_the_baselines():
     lines = text.splitlines()
     assert lines[0].startswith("| phase | greedy acc | sampled acc")
     assert lines[2] == "| base (pretrained) | 65.5% | 50.0% | 64.0% | 99.0% | 61 | - | 2.0 min |"
-    assert "always add 1.2%, always multiply 2.0%; total wall time 6.0 min" in text
+    assert "always add 1.2%, always multiply 2.0%; wall time: training 6.0 min" in text
+
+
+@pytest.mark.parametrize("recipe", ["r1", "r1zero"])
+def test_quick_recipe_runs_end_to_end(tmp_path, recipe):
+    from rlenv.train.recipes import run_recipe
+
+    result = run_recipe(RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu"))
+    phases = ["base", "sft", "grpo"] if recipe == "r1" else ["base", "grpo"]
+    assert list(result.rows) == phases
+    for row in result.rows.values():
+        assert 0.0 <= row["greedy/accuracy"] <= 1.0 and row["greedy/n"] == 8
+    for name in ("config.json", "results.json", "results.md", "curves.png"):
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["rows"]) == set(phases) and "always_add" in saved["baselines"]
+    assert (tmp_path / "pretrain" / "metrics.jsonl").is_file()
+    first = json.loads((tmp_path / "data" / "pretrain.jsonl").read_text().splitlines()[0])["text"]
+    assert "create an equation that equals" not in first  # the base never sees countdown
