@@ -5,6 +5,7 @@
 (b) MATH-500: every ``solution`` against its own ``answer`` (accepted) and against a different problem's
     answer (rejected).
 (c) Throughput on the same pairs, single process, one call per sample: rewards/s, p50 / p99 latency.
+(d) The hand-labelled R1-style completions of tests/rewards/test_math_graded.py: agreement with the labels.
 
 Math-Verify is given the gold wrapped in ``$…$`` (its best case) and, for comparison, the raw dataset gold.
 
@@ -69,6 +70,18 @@ def math500_pairs(d: pathlib.Path, limit: int | None) -> tuple[list[dict], list[
     return own, other
 
 
+def graded_pairs() -> list[dict]:
+    """The hand-labelled R1-style completions of tests/rewards/test_math_graded.py."""
+    import importlib.util
+
+    path = ROOT / "tests" / "rewards" / "test_math_graded.py"
+    spec = importlib.util.spec_from_file_location("graded", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [{"completion": c, "gold": g, "label": label == 1.0} for g, c, label in module.CASES]
+
+
 def run_ours(pairs: list[dict]) -> tuple[list[float | None], list[float]]:
     values, latencies = [], []
     for p in pairs:
@@ -121,17 +134,19 @@ def main() -> None:
     own, other = math500_pairs(d, args.limit)
     sets["MATH-500 own answer (accept)"] = own
     sets["MATH-500 other answer (reject)"] = other
+    sets["hand-labelled R1-style (agree)"] = graded_pairs()
 
     math_accuracy(["\\boxed{\\sqrt{2}}"], answer=["\\sqrt{2}"])  # start the worker pool outside the timing
     rows, all_ours, all_peer, dump = [], [], [], []
     for name, pairs in sets.items():
+        timed = not name.startswith("hand-labelled")  # throughput is measured on the data-set pairs
         ours, lat_ours = run_ours(pairs)
-        all_ours += lat_ours
+        all_ours += lat_ours if timed else []
         row = [name, len(pairs), agreement(ours, pairs)]
         if not args.skip_peer:
             peer_w, lat_peer = run_peer(pairs, wrapped=True)
             peer_raw, _ = run_peer(pairs, wrapped=False)
-            all_peer += lat_peer
+            all_peer += lat_peer if timed else []
             row += [agreement(peer_w, pairs), agreement(peer_raw, pairs)]
         rows.append(row)
         for v, p in zip(ours, pairs, strict=True):
@@ -147,7 +162,7 @@ def main() -> None:
         q = statistics.quantiles(xs, n=100)
         return f"{len(xs) / sum(xs):9.0f}/s  p50 {1e3 * q[49]:7.3f} ms  p99 {1e3 * q[98]:8.3f} ms"
 
-    print(f"\nthroughput (single process, one call per sample, {len(all_ours)} pairs)")
+    print(f"\nthroughput on the {len(all_ours)} GSM8K + MATH-500 pairs (single process, one call per sample)")
     print(f"  ours:        {lat(all_ours)}")
     if all_peer:
         print(f"  Math-Verify: {lat(all_peer)}")
