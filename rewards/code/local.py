@@ -20,7 +20,6 @@ zygote is detected and restarted on the next job.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import os
 import pathlib
@@ -91,8 +90,10 @@ class LocalSandbox:
         self.close()
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105 - contextlib may already be gone at interpreter shutdown
             self.close()
+        except Exception:
+            pass
 
     # -- the zygote -----------------------------------------------------------------------------------------
 
