@@ -302,6 +302,7 @@ def _equal(g: Node, p: Node, cmp: Comparator, depth: int) -> Tri:  # noqa: C901 
         if g[0] == "tuple" and p[0] in ("tuple", "list"):
             if len(elems_g) != len(elems_p):
                 return False
+            elems_p = _by_variable(elems_p)
             return _all(_equal(a, b, cmp, depth + 1) for a, b in zip(elems_g, elems_p, strict=False))
         if p[0] == "tuple" and g[0] != "tuple" and len(elems_p) > 1:
             return False
@@ -309,6 +310,14 @@ def _equal(g: Node, p: Node, cmp: Comparator, depth: int) -> Tri:  # noqa: C901 
     if p[0] == "rel" or g[0] == "rel":
         return False
     return _scalar(g, p, cmp)
+
+
+def _by_variable(elems: tuple[Node, ...]) -> tuple[Node, ...]:
+    """``y = 3, x = 2`` is the point ``(2, 3)``: a system solution is ordered by variable name."""
+    names = [e[1][1] if e[0] == "eq" and e[1][0] == "sym" else None for e in elems]
+    if None in names or len(set(names)) != len(names):
+        return elems
+    return tuple(e for _, e in sorted(zip(names, elems, strict=True)))
 
 
 def _matrix_equal(g: Node, p: Node, cmp: Comparator, depth: int) -> Tri:

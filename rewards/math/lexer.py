@@ -199,7 +199,7 @@ _COMMANDS = {
     "$": ("SKIP", ""),
     "cap": ("OP", "cap"),
     "colon": ("OP", ":"),
-    "approx": ("OP", "="),
+    "approx": ("OP", "approx"),
     "equiv": ("OP", "="),
 }
 
@@ -243,6 +243,7 @@ _SIMPLE_OPS = {
     "π": "pi",
     "√": "sqrt",
     "∪": "cup",
+    "≈": "approx",
 }
 _DIGITS = frozenset("0123456789")  # ASCII only: str.isdigit() also accepts "²" and "٣"
 _SUPERSCRIPTS = {"²": "2", "³": "3", "⁴": "4"}

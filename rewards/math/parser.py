@@ -104,9 +104,14 @@ class _Parser:
 
     def relation(self) -> Node:
         exprs, ops = [self.expr()], []
-        while self.at_op("=", "in", *_RELOPS):
+        while self.at_op("=", "in", "approx", *_RELOPS):
             ops.append(self.take().text)
             exprs.append(self.expr())
+        if "approx" in ops:  # "1/6 ≈ 0.167", "x = \\sqrt{13} ≈ 3.61": the exact value before ≈ is the answer
+            k = ops.index("approx")
+            if k == 0 and exprs[0][0] == "sym":
+                return exprs[1]
+            exprs, ops = exprs[: k + 1], ops[:k]
         if not ops:
             return exprs[0]
         if ops == ["="]:
@@ -418,6 +423,9 @@ def parse(text: str) -> Node:
             raise ParseError("empty answer")
         return ("text", " ".join(words))
     kept = _drop_empty_brackets(kept)
+    choices = [t for t in kept if t.kind == "CHOICE"]
+    if len(choices) == 1 and kept[0] == choices[0]:
+        return ("choice", choices[0].text)  # "\\textbf{(A) }5": the letter is the answer
     # drop separators left dangling by dropped words ("5 dollars and 3 cents" keeps its 'and')
     while kept and kept[0].kind == "OP" and kept[0].text in (",", ";", "sep"):
         kept.pop(0)

@@ -68,14 +68,20 @@ def _prepare_pred(pred: str, gold: Node) -> tuple[Node | None, str]:
 _CHOICE_PRED = re.compile(r"^\s*(?:\\choice\{([A-Z])\}|\(\s*([A-Z])\s*\)|([A-Z]))(?![A-Za-z0-9{])")
 
 
+_OTHER_CHOICE = re.compile(r"\\choice\{|(?<![A-Za-z\\])[A-E](?![A-Za-z])|\b(?:or|and)\b")
+
+
 def _check_choice(letter: str, pred: str) -> Verdict:
     """Multiple choice: the prediction must lead with the gold's letter (``B``, ``(B)``, ``(B) 12``)."""
     try:
-        m = _CHOICE_PRED.match(normalize(pred))
+        text = normalize(pred)
+        m = _CHOICE_PRED.match(text)
     except ValueError:
         return Verdict(False, "too_long")
     if m is None:
         return Verdict(False, "unparseable_answer")
+    if _OTHER_CHOICE.search(text[m.end() :]):
+        return Verdict(False, "wrong_value")  # "A or B": a hedge between choices
     return Verdict(True, "ok") if letter in m.groups() else Verdict(False, "wrong_value")
 
 

@@ -237,6 +237,123 @@ CASES = [
     ("\\frac{11}{2}", "<think>long \\boxed{\\frac{11}{2}} then</think>\n\nSo.", 0.0),  # box inside thinking
 ]
 
+T = "<think>\nLet me work through this carefully.\n</think>\n"
+
+
+def a(answer: str) -> str:
+    """A short R1-Zero completion with the given answer block."""
+    return f"{T}<answer>{answer}</answer>"
+
+
+MORE_CASES = [
+    ("\\frac{\\sqrt{3}}{2}", a("\\boxed{\\dfrac{\\sqrt{3}}{2}}"), 1.0),  # boxed \dfrac radical
+    ("\\frac{\\sqrt{3}}{2}", a("\\sqrt{3}/2"), 1.0),  # slash form
+    ("\\frac{\\sqrt{3}}{2}", a("sqrt(3)/2"), 1.0),  # plain-text sqrt
+    ("\\frac{\\sqrt{3}}{2}", a("0.866"), 0.0),  # rounded decimal
+    ("3\\sqrt{3}", a("3*sqrt(3)"), 1.0),  # plain-text product
+    ("3\\sqrt{3}", a("3√3"), 1.0),  # unicode radical
+    ("\\pi", a("π"), 1.0),  # unicode pi
+    ("8\\pi", a("8π cm²"), 1.0),  # unicode pi with a squared unit
+    ("x^2-4", a("(x-2)(x+2)"), 1.0),  # factored
+    ("\\frac{1}{x}", a("x^{-1}"), 1.0),  # negative power
+    ("2", a("\\log_3 9"), 1.0),  # unevaluated logarithm
+    ("\\text{Yes}", a("yes"), 1.0),  # yes/no, case-insensitive word
+    ("\\text{Yes}", a("No"), 0.0),  # the other word
+    ("6", a("There are 6 ways."), 1.0),  # a sentence with one number
+    ("6", a("6 ways"), 1.0),  # a unit word
+    ("12", a("\\boxed{12}\\text{ cm}"), 1.0),  # the box wins over the trailing unit
+    ("0.25", a("25%"), 1.0),  # plain percent sign
+    ("25\\%", a("0.25"), 1.0),  # percentage gold, fraction answer
+    ("25\\%", a("25 %"), 1.0),  # spaced percent
+    ("(2,3)", a("(2, 3)"), 1.0),  # point
+    ("(2,3)", a("x=2, y=3"), 1.0),  # system solution
+    ("(2,3)", a("x=2 and y=3"), 1.0),  # spoken system solution
+    ("(2,3)", a("y=3, x=2"), 1.0),  # variables named, in another order
+    ("(2,3)", a("(3, 2)"), 0.0),  # swapped point
+    ("\\$1.50", a("$1.50"), 1.0),  # currency
+    ("\\$1.50", a("1.5 dollars"), 1.0),  # currency word
+    ("150", a("150 cents"), 1.0),  # unit word
+    ("3", a("x = 3 \\text{ or } x = 3"), 1.0),  # the same value twice
+    ("4", a("2^2"), 1.0),  # unevaluated power
+    ("\\frac{5}{2}", a("2.5"), 1.0),  # decimal
+    ("\\frac{5}{2}", a("5:2"), 1.0),  # ratio
+    ("0", a("0"), 1.0),  # zero
+    ("0", a("-0"), 1.0),  # negative zero
+    ("0", a("0.0"), 1.0),  # zero decimal
+    ("-1", a("−1"), 1.0),  # unicode minus
+    ("10", a("10."), 1.0),  # trailing period
+    ("10", a("**10**"), 1.0),  # markdown bold
+    ("10", a("\\(10\\)"), 1.0),  # inline math delimiters
+    ("10", a("\\[10\\]"), 1.0),  # display math delimiters
+    ("10", a("$$10$$"), 1.0),  # display dollars
+    ("10", a("$10$."), 1.0),  # dollars and a period
+    ("10", f"{T}\nThe final answer is $\\boxed{{10}}$.", 1.0),  # boxed after thinking, no tags
+    ("10", f"{T}\n**Answer:** \\(\\boxed{{10}}\\)", 1.0),  # bold label and a box
+    ("10", f"{T}\n### Final Answer\n\\[\n\\boxed{{10}}\n\\]", 1.0),  # markdown heading and display box
+    ("10", f"{T}\nAnswer: 10", 1.0),  # label
+    ("10", f"{T}\nThe answer is **10**.", 1.0),  # bold value
+    ("10", f"{T}\nThe answer is: **10**", 1.0),  # colon and bold
+    ("10", f"{T}\nSo the final answer is 10.", 1.0),  # sentence
+    ("10", f"{T}\nTherefore, there are 10 apples.", 0.0),  # no declaration, no box, no math mode
+    ("\\frac{1}{6}", a("1/6 ≈ 0.1667"), 1.0),  # exact value then its approximation
+    ("\\frac{1}{6}", a("\\frac{1}{6} \\approx 0.167"), 1.0),  # LaTeX approximation
+    ("\\frac{1}{6}", a("\\approx 0.167"), 0.0),  # only an approximation
+    ("7", a("7 \\quad \\text{(dogs)}"), 1.0),  # parenthesised unit
+    ("[-1, 3]", a("-1 \\leq x \\leq 3"), 1.0),  # closed inequality
+    ("[-1, 3]", a("x \\in [-1, 3]"), 1.0),  # membership
+    ("[-1, 3]", a("[-1,3]"), 1.0),  # interval
+    ("(-\\infty, 0)", a("x<0"), 1.0),  # half line
+    ("(-\\infty, 0)", a("(-∞, 0)"), 1.0),  # unicode infinity
+    ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", a("\\begin{pmatrix}2\\\\-1\\end{pmatrix}"), 1.0),  # tight
+    ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", a("\\langle 2, -1 \\rangle"), 1.0),  # angle-bracket vector
+    ("1,2,3", a("1, 2, and 3"), 1.0),  # Oxford comma list
+    ("1,2,3", a("\\{1,2,3\\}"), 1.0),  # set
+    ("\\text{(A)}", a("A"), 1.0),  # bare letter
+    ("\\text{(A)}", a("(A) 5"), 1.0),  # letter and value
+    ("\\text{(A)}", a("\\boxed{\\text{A}}"), 1.0),  # boxed text letter
+    ("\\text{(A)}", a("The answer is (A)."), 1.0),  # declared letter
+    ("\\text{(A)}", a("A or B"), 0.0),  # hedge between choices
+    ("\\textbf{(A) }5", a("A"), 1.0),  # AMC gold with its value
+    ("A", a("(A)"), 1.0),  # letter gold
+    ("1000", a("1 000"), 1.0),  # space thousands separator
+    ("1000", a("10^3"), 1.0),  # power of ten
+    ("1000000", a("1,000,000"), 1.0),  # two separators
+    ("1000000", a("10^6"), 1.0),  # power of ten
+    ("1000000", a("1 million"), 0.0),  # number words are not read (strict)
+    ("x=2", a("2"), 1.0),  # equation gold, value answer
+    ("2", a("x=2, x=-2"), 0.0),  # an extra root for a single answer
+    ("\\pm 2", a("x=2, x=-2"), 1.0),  # both roots
+    ("\\pm 2", a("\\pm2"), 1.0),  # same notation
+    ("-2, 2", a("x = \\pm 2"), 1.0),  # plus-minus against a list
+    ("\\frac{\\pi}{3}", a("\\pi/3"), 1.0),  # slash
+    ("\\frac{\\pi}{3}", a("60^\\circ"), 0.0),  # degrees for radians
+    ("60", a("60^\\circ"), 1.0),  # degrees dropped
+    ("e", a("e"), 1.0),  # Euler's number
+    ("e", a("2.718"), 0.0),  # rounded
+    ("\\infty", a("\\infty"), 1.0),  # infinity
+    ("\\infty", a("infinity"), 1.0),  # spelled infinity
+    ("\\text{no solution}", a("No solution"), 1.0),  # a phrase
+    ("2^{100}", a("1267650600228229401496703205376"), 1.0),  # a big power
+    ("\\frac{3}{8}", a("\\frac{3}{8} = 0.375"), 1.0),  # a value and its decimal
+    ("5", a("5 \\text{ or } 5.0"), 1.0),  # the same value twice
+    ("5", f"{T}<answer>\n5\n</answer>", 1.0),  # newlines in the block
+    ("5", "<think>The answer is 5</think>", 0.0),  # only thinking
+    ("5", a("\\boxed{5}") + "<answer>\\boxed{6}</answer>", 0.0),  # a later block changes the answer
+    ("y=-\\frac{1}{2}x+3", a("y = -0.5x + 3"), 1.0),  # decimal slope
+    ("y=-\\frac{1}{2}x+3", a("x + 2y = 6"), 1.0),  # standard form
+    ("y=-\\frac{1}{2}x+3", a("y = -\\frac{x}{2} + 3"), 1.0),  # x over 2
+    ("y=-\\frac{1}{2}x+3", a("y = \\frac{1}{2}x+3"), 0.0),  # sign of the slope
+    ("f(x)=2x+1", a("2x+1"), 1.0),  # function gold, expression answer
+    ("\\sqrt{13}", a("\\sqrt{13} \\approx 3.61"), 1.0),  # exact then approximate
+    ("\\sqrt{13}", a("3.61"), 0.0),  # approximate only
+    ("-\\frac{1}{2}", a("-1/2"), 1.0),  # slash
+    ("-\\frac{1}{2}", a("\\frac{-1}{2}"), 1.0),  # sign in the numerator
+    ("-\\frac{1}{2}", a("-\\frac12"), 1.0),  # brace-less
+    ("-\\frac{1}{2}", a("\\frac{1}{-2}"), 1.0),  # sign in the denominator
+    ("-\\frac{1}{2}", a("\\frac{1}{2}"), 0.0),  # sign flip
+]
+CASES += MORE_CASES
+
 IDS = [f"{i:03d}" for i in range(len(CASES))]
 
 

@@ -75,7 +75,7 @@ _SPACED = ["\\frac{3}{4}", "x^2 + 2x + 1", "(1, 2)", "[2, 5)", "\\sqrt{2} + 1", 
 
 @given(st.sampled_from(_SPACED), st.data())
 def test_irrelevant_whitespace_changes_nothing(answer, data):
-    # whitespace between tokens is irrelevant (after a command name like \le some must stay: \lex is not \le x)
+    # whitespace between tokens is irrelevant (after a command like \\le some must stay: \\lex is not \\le x)
     tokens = answer.split(" ")
     spaced = "".join(
         tok + data.draw(st.sampled_from([" ", "  ", "\n", "\t"] if re.search(r"\\[A-Za-z]+$", tok) else
