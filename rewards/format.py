@@ -12,7 +12,8 @@ Two rewards and one helper:
   the countdown reward, the trainer adapters and the environments.
 
 Key idea: every check is a handful of ``str.find`` / ``str.count`` calls (linear, C speed) instead of a
-regular expression, so there is no backtracking to exploit and a 2 MB completion costs a millisecond.
+regular expression, so there is no backtracking to exploit and a 2 MB completion costs a millisecond. Plain
+string batches skip the per-sample result objects (same values, see ``test_fast_batch_path_agrees``).
 
 Prefill-aware: when the prompt ends inside an opened ``<think>`` (TinyZero's template prefills it), the
 completion is judged as its continuation (:attr:`rewards._contract.Completion.full_text`). Chat completions
@@ -142,77 +143,66 @@ class ThinkFormatReward(Reward):
         # building a Completion and a RewardResult per sample. Anything else takes the general path.
         prompts = kwargs.get("prompts")
         if completions.__class__ is list and all(c.__class__ is str for c in completions):
+            reason = self._reason
             if prompts is None:
-                return [1.0 if self._fast_ok(c) or self._judge_text(c).value else 0.0 for c in completions]
+                return [1.0 if reason(c) == "ok" else 0.0 for c in completions]
             n = len(completions)
             if prompts.__class__ is list and len(prompts) == n and all(p.__class__ is str for p in prompts):
                 pairs = zip(completions, prompts, strict=True)
                 texts = [_OPEN_THINK + c if _prefilled(p) else c for c, p in pairs]
-                return [1.0 if self._fast_ok(t) or self._judge_text(t).value else 0.0 for t in texts]
+                return [1.0 if reason(t) == "ok" else 0.0 for t in texts]
         return super().__call__(completions, **kwargs)
-
-    def _fast_ok(self, text: str) -> bool:
-        """True for a well-formed text whose only ``<`` are its four tags (two scans); else undecided."""
-        if not self.config.require_answer_tag or len(text) > self.config.max_chars or text.count("<") != 4:
-            return False
-        t_open, t_close, a_open, a_close = self._tags
-        i1 = text.find(t_open)
-        i2 = text.find(t_close, i1)
-        i3 = text.find(a_open, i2)
-        i4 = text.find(a_close, i3)
-        if i1 < 0 or i2 < 0 or i3 < 0 or i4 < 0:
-            return False
-        return (
-            not text[:i1].strip()
-            and not text[i2 + len(t_close) : i3].strip()
-            and not text[i4 + len(a_close) :].strip()
-            and bool(text[i3 + len(a_open) : i4].strip())
-        )
 
     def judge(self, completion: Completion, **row: object) -> RewardResult:
         text = completion.full_text
-        return _OK if self._fast_ok(text) else self._judge_text(text)
+        reason = self._reason(text)
+        if reason == "ok":
+            return _OK
+        detail = f"{len(text)} > {self.config.max_chars} characters" if reason == "too_long" else ""
+        return RewardResult(0.0, reason, detail)
 
-    def _judge_text(self, text: str) -> RewardResult:
+    def _reason(self, text: str) -> str:
+        """The verdict on one full text: ``"ok"`` or the first rule it breaks (a few linear scans)."""
         if len(text) > self.config.max_chars:
-            return RewardResult(0.0, "too_long", f"{len(text)} > {self.config.max_chars} characters")
+            return "too_long"
         t_open, t_close, a_open, a_close = self._tags
-        start = len(text) - len(text.lstrip())
-        if not text.startswith(t_open, start):
-            reason = "text_before_think" if t_open in text else "no_think_tag"
-            return RewardResult(0.0, reason)
-        if text.count(t_open) != 1:
-            return RewardResult(0.0, "repeated_think_tag")
-        n_close = text.count(t_close)
-        if n_close != 1:
-            return RewardResult(0.0, "unclosed_think" if n_close == 0 else "repeated_think_tag")
-        after_think = text.find(t_close) + len(t_close)
+        i = text.find(t_open)
+        if i < 0:
+            return "no_think_tag"
+        if text[:i].strip():
+            return "text_before_think"
+        if text.find(t_open, i + 1) >= 0:
+            return "repeated_think_tag"
+        j = text.find(t_close, i)
+        if j < 0:
+            return "unclosed_think"
+        if text.find(t_close, j + 1) >= 0:
+            return "repeated_think_tag"
+        after_think = j + len(t_close)
         if not self.config.require_answer_tag:
             rest = text[after_think:]
             if a_open in rest or a_close in rest:
-                return RewardResult(0.0, "unexpected_answer_tag")
-            return RewardResult(1.0, "ok") if rest.strip() else RewardResult(0.0, "empty_answer")
-        return self._judge_answer(text, after_think)
+                return "unexpected_answer_tag"
+            return "ok" if rest.strip() else "empty_answer"
+        return self._answer_reason(text, after_think)
 
-    def _judge_answer(self, text: str, after_think: int) -> RewardResult:
+    def _answer_reason(self, text: str, after_think: int) -> str:
         _, _, a_open, a_close = self._tags
-        n_open, n_close = text.count(a_open), text.count(a_close)
-        if n_open == 0:
-            return RewardResult(0.0, "no_answer_tag")
-        if n_open > 1 or n_close > 1:
-            return RewardResult(0.0, "repeated_answer_tag")
-        if n_close == 0:
-            return RewardResult(0.0, "unclosed_answer")
-        begin, end = text.find(a_open), text.find(a_close)
+        begin = text.find(a_open)
+        if begin < 0:
+            return "no_answer_tag"
+        end = text.find(a_close)
+        if text.find(a_open, begin + 1) >= 0 or (end >= 0 and text.find(a_close, end + 1) >= 0):
+            return "repeated_answer_tag"
         if end < begin:
-            return RewardResult(0.0, "unclosed_answer")
+            return "unclosed_answer"
         if begin < after_think or text[after_think:begin].strip():
-            return RewardResult(0.0, "text_between")
+            return "text_between"
         if text[end + len(a_close) :].strip():
-            return RewardResult(0.0, "text_after_answer")
+            return "text_after_answer"
         if not text[begin + len(a_open) : end].strip():
-            return RewardResult(0.0, "empty_answer")
-        return RewardResult(1.0, "ok")
+            return "empty_answer"
+        return "ok"
 
 
 def make_think_format_reward(
