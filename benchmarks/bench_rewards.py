@@ -71,8 +71,8 @@ def make_inputs(
     n: int, seed: int = 0, open_r1_layout: bool = False
 ) -> tuple[list[str], list[list[int]], list[int]]:
     rng = random.Random(seed)
-    words = ["let", "me", "try", "adding", "the", "two", "largest", "then", "subtract", "the", "rest", "maybe",
-             "multiply", "instead", "check", "3 < 5"]  # fmt: skip
+    words = ["let", "me", "try", "adding", "the", "two", "largest", "then", "subtract", "the", "rest",
+             "maybe", "multiply", "instead", "check", "3 < 5"]  # fmt: skip
     texts, nums_col, targets = [], [], []
     for _ in range(n):
         nums = [rng.randint(1, 99) for _ in range(rng.randint(3, 5))]
@@ -135,7 +135,7 @@ def main() -> None:
     rows.append(("think_format", "open-r1 format_reward", t_ours, t_peer))
 
     n = len(texts)
-    print(f"{n} completions x {args.repeats} repeats (median); agreement with TinyZero on correct: {agree:.4f}")
+    print(f"{n} completions x {args.repeats} repeats (median); TinyZero agrees on correct: {agree:.4f}")
     print(f"{'reward':<20} {'ours /s':>12} {'peer':<24} {'peer /s':>12} {'cost ours/peer':>15}")
     for name, peer_name, ours_s, peer_s in rows:
         ratio = ours_s / peer_s
