@@ -35,6 +35,7 @@ Left out on purpose: verl is not imported; no reward model sources (``searchR1``
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -114,14 +115,20 @@ def _code_row(ground_truth: Any) -> dict[str, Any]:
     return row
 
 
+@functools.lru_cache(maxsize=16)
+def _countdown_reward(format_score: float) -> Any:
+    import rewards
+
+    if format_score == 0.0:
+        return rewards.countdown_accuracy
+    return rewards.make_countdown_reward(format_score=format_score)
+
+
 def _reward(family: str, kw: Mapping[str, Any]) -> Any:
     import rewards
 
     if family == "countdown":
-        format_score = kw.get("format_score", 0.0)
-        if format_score == 0.0:
-            return rewards.countdown_accuracy
-        return rewards.make_countdown_reward(format_score=format_score)
+        return _countdown_reward(kw.get("format_score", 0.0))
     if family == "code":
         return rewards.code_accuracy
     return rewards.math_accuracy
