@@ -23,13 +23,14 @@ import builtins
 import importlib
 import os
 import select
+import signal
 import socket
 import sys
 import time
 import traceback
 from typing import Any
 
-from rewards.code import _spawner
+from rewards.code import _oslevel, _spawner
 from rewards.code._wire import WireError, decode, encode, read_frame, write_frame
 from rewards.code.formats import outputs_match
 
@@ -395,10 +396,12 @@ def run_stdio_tests(job: dict, spawner: SpawnerClient, report) -> None:
 
 
 def main(job_fd: int, result_fd: int, header: dict) -> None:
-    """Entry point of the forked judge: starts its spawner, reads the job, reports verdicts; never returns."""
+    """Entry point of a forked judge (one lane): starts its spawner, then reads jobs and reports verdicts
+    until the library closes the job pipe; never returns."""
     code = 0
     try:
         os.setsid()  # the zygote kills the judge and its spawner together with killpg
+        zygote = os.getppid()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
@@ -411,19 +414,26 @@ def main(job_fd: int, result_fd: int, header: dict) -> None:
             os.setgroups([])
             os.setresgid(header["judge_uid"], header["judge_uid"], header["judge_uid"])
             os.setresuid(header["judge_uid"], header["judge_uid"], header["judge_uid"])
-        job = read_frame(job_fd, max_bytes=1 << 30)
-        os.close(job_fd)
-        job["limits"] = header["limits"]
+        # Die with the zygote (set after the uid change, which clears it); the spawner and children follow.
+        _oslevel.prctl(_oslevel.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != zygote:
+            return
 
         def report(i: int, status: str, message: str) -> None:
             write_frame(result_fd, {"i": i, "status": status, "message": message[:2000]})
 
         client = SpawnerClient(ours)
-        if job["kind"] == "stdio":
-            run_stdio_tests(job, client, report)
-        else:
-            run_call_tests(job, client, report)
-        write_frame(result_fd, {"done": True})
+        while True:  # one job at a time until the library closes the lane
+            try:
+                job = read_frame(job_fd, max_bytes=1 << 30)
+            except EOFError:
+                break
+            job["limits"] = header["limits"]
+            if job["kind"] == "stdio":
+                run_stdio_tests(job, client, report)
+            else:
+                run_call_tests(job, client, report)
+            write_frame(result_fd, {"done": True})
         ours.close()
         os.waitpid(pid, 0)
     except BaseException:

@@ -110,35 +110,42 @@ class Spawner:
     def __init__(self, sock: socket.socket, job: dict) -> None:
         self.sock = sock
         self.job = job
-        self.children: dict[int, str] = {}  # pid -> working directory
+        self.children: dict[int, tuple[str, int | None]] = {}  # pid -> (working directory, uid)
+        self.count = 0
 
     def spawn(self, request: dict, fds: list[int]) -> dict:
         workdir = tempfile.mkdtemp(prefix="run-", dir=self.job["jobdir"])
-        if self.job["uid"] is not None:
-            os.chown(workdir, self.job["uid"], self.job["gid"])
+        uid = None
+        if (
+            self.job["uid_start"] is not None
+        ):  # a fresh uid per child: RLIMIT_NPROC and kill(-1) are per child
+            uid = self.job["uid_start"] + self.count % self.job["uid_span"]
+            self.count += 1
+            os.chown(workdir, uid, uid)
         os.chmod(workdir, 0o700)
-        spec = {**self.job["child"], **request, "workdir": workdir}
+        spec = {**self.job["child"], **request, "workdir": workdir, "uid": uid, "gid": uid}
         pid = os.fork()
         if pid == 0:
             self.sock.close()
             _child.enter(spec, fds)  # never returns
         for fd in fds:
             os.close(fd)
-        self.children[pid] = workdir
+        self.children[pid] = (workdir, uid)
         return {"pid": pid}
 
     def finish(self, pid: int, grace: float) -> dict:
         if pid not in self.children:
             return {"status": 0}
+        workdir, uid = self.children.pop(pid)
         status = _reap(pid, grace)
-        kill_user(self.job["uid"], pgid=pid, in_place=True)
+        kill_user(uid, pgid=pid, in_place=True)
         if status == -1:  # it was SIGKILLed just now: a blocking wait is short
             try:
                 status = os.waitpid(pid, 0)[1]
             except ChildProcessError:
                 status = 0
         _reap_orphans()
-        shutil.rmtree(self.children.pop(pid), ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
         return {"status": status}
 
     def close(self) -> None:
@@ -170,6 +177,7 @@ def main(sock: socket.socket, job: dict) -> None:
     code = 0
     try:
         _oslevel.prctl(_oslevel.PR_SET_CHILD_SUBREAPER, 1)
+        _oslevel.prctl(_oslevel.PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with its judge
         spawner = Spawner(sock, job)
         try:
             spawner.loop()

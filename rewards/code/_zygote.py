@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from rewards.code import _judge, _oslevel, _spawner
+from rewards.code import _judge, _oslevel
 
 # Warm imports: programs importing these pay nothing (the modules are inherited through fork).
 _WARM = (
@@ -69,6 +69,7 @@ _WARM = (
     "traceback",
 )
 
+UID_SPAN = 1 << 16  # sandbox uids per lane: a fresh one per child, reused only after 65536 children
 _EXTRA_READ_ROOTS = ("/usr/share/zoneinfo", "/etc/localtime", "/usr/lib/locale")
 
 
@@ -100,15 +101,18 @@ class Zygote:
         roots, moved = self._reachable_roots(_read_roots())
         root = self.isolation["root"] and moved is not None
         self.isolation["unique_uids"] = root
-        self.uid_base = random.SystemRandom().randrange(1 << 24, 1 << 30) if root else None
+        self.uid_base = random.SystemRandom().randrange(1 << 24, 1 << 29) if root else None
         sys_path = [_moved(os.path.realpath(p), moved or {}) for p in sys.path if p]
         self.child_common = {
             "path_map": moved or {},
             "read_roots": roots,
             "sys_path": [p for p in sys_path if any(_inside(p, r) for r in roots)],
         }
+        self.limits = settings["limits"]
+        self.limits_for_child = {k: self.limits[k] for k in ("memory_bytes", "file_bytes", "max_processes")}
+        self.limits_for_child["max_frame"] = self.limits["max_frame"]
         self.counter = 0
-        self.jobs: dict[int, tuple[float, int | None, str]] = {}  # judge pid -> (deadline, uid, jobdir)
+        self.lanes: dict[int, tuple[int | None, str]] = {}  # judge pid -> (first uid, lane directory)
 
     def _reachable_roots(self, roots: list[str]) -> tuple[list[str], dict[str, str] | None]:
         """Makes the Python installation readable by the sandbox uids: a directory they cannot traverse
@@ -133,25 +137,16 @@ class Zygote:
             moved[root] = target
         return sorted({*roots, *moved.values()}), moved
 
-    def start_job(self, request: dict, fds: list[int]) -> dict:
+    def start_lane(self, fds: list[int]) -> dict:
         self.counter += 1
-        uid = None if self.uid_base is None else self.uid_base + self.counter
-        jobdir = os.path.join(self.base, f"job-{self.counter}")
-        os.mkdir(jobdir, 0o711)
-        limits = request["limits"]
-        child = {
-            **self.child_common,
-            "uid": uid,
-            "gid": uid,
-            "memory_bytes": limits["memory_bytes"],
-            "file_bytes": limits["file_bytes"],
-            "max_processes": limits["max_processes"],
-            "max_frame": limits["max_frame"],
-        }
+        uid_start = None if self.uid_base is None else self.uid_base + self.counter * UID_SPAN
+        lanedir = os.path.join(self.base, f"lane-{self.counter}")
+        os.mkdir(lanedir, 0o711)
+        child = {**self.child_common, **self.limits_for_child}
         header = {
             "judge_uid": self.uid_base,
-            "limits": limits,
-            "spawner": {"uid": uid, "gid": uid, "jobdir": jobdir, "child": child},
+            "limits": self.limits,
+            "spawner": {"uid_start": uid_start, "uid_span": UID_SPAN, "jobdir": lanedir, "child": child},
         }
         pid = os.fork()
         if pid == 0:
@@ -159,8 +154,17 @@ class Zygote:
             _judge.main(fds[0], fds[1], header)  # never returns
         for fd in fds:
             os.close(fd)
-        self.jobs[pid] = (time.monotonic() + float(request["hard_timeout_s"]), uid, jobdir)
+        self.lanes[pid] = (uid_start, lanedir)
         return {"pid": pid}
+
+    def kill_lane(self, pid: int) -> None:
+        """Kills a lane (its judge and spawner share a process group) and every process of its uid range."""
+        if pid not in self.lanes:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        if self.lanes[pid][0] is not None:
+            _kill_uid_range(self.lanes[pid][0], self.lanes[pid][0] + UID_SPAN)
 
     def reap(self) -> None:
         while True:
@@ -170,30 +174,28 @@ class Zygote:
                 return
             if pid == 0:
                 return
-            job = self.jobs.pop(pid, None)
-            if job is not None:
-                if status != 0:  # after a clean exit the spawner has already swept after every child
-                    _spawner.kill_user(job[1])
-                shutil.rmtree(job[2], ignore_errors=True)
-
-    def kill_overdue(self) -> float:
-        now, wait = time.monotonic(), 0.5
-        for pid, (deadline, _uid, _dir) in self.jobs.items():
-            if now >= deadline:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-            else:
-                wait = min(wait, deadline - now)
-        return max(wait, 0.001)
+            lane = self.lanes.pop(pid, None)
+            if lane is not None:
+                if status != 0 and lane[0] is not None:  # after a clean exit the spawner swept every child
+                    _kill_uid_range(lane[0], lane[0] + UID_SPAN)
+                shutil.rmtree(lane[1], ignore_errors=True)
 
     def answer(self, raw: bytes, fds: list[int]) -> None:
         request = json.loads(raw)
-        if request["op"] == "job":
-            reply = self.start_job(request, fds)
+        if request["op"] == "lane":
+            reply = self.start_lane(fds)
+        elif request["op"] == "kill":
+            self.kill_lane(int(request["pid"]))
+            reply = {"ok": True}
         elif request["op"] == "stats":
+            workdirs = [
+                e for lane in os.listdir(self.base) for e in os.listdir(os.path.join(self.base, lane))
+            ]
+            uids = [self.uid_base, self.uid_base + (self.counter + 1) * UID_SPAN] if self.uid_base else None
             reply = {
-                "jobs": len(self.jobs),
-                "entries": sorted(os.listdir(self.base)),
+                "lanes": len(self.lanes),
+                "workdirs": workdirs,
+                "uids": uids,
                 "isolation": self.isolation,
             }
         else:
@@ -204,7 +206,7 @@ class Zygote:
         poller = select.poll()
         poller.register(self.ctl, select.POLLIN)
         while True:
-            if poller.poll(self.kill_overdue() * 1000):
+            if poller.poll(500):
                 raw, fds, _flags, _addr = socket.recv_fds(self.ctl, 1 << 20, 4)
                 if not raw:
                     return
@@ -213,15 +215,33 @@ class Zygote:
             self.reap()
 
     def shutdown(self) -> None:
-        for pid, (_deadline, uid, _dir) in list(self.jobs.items()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            _spawner.kill_user(uid)
+        for pid in list(self.lanes):
+            self.kill_lane(pid)
         end = time.monotonic() + 5
-        while self.jobs and time.monotonic() < end:
+        while self.lanes and time.monotonic() < end:
             self.reap()
             time.sleep(0.005)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _kill_uid_range(lo: int, hi: int) -> None:
+    """SIGKILLs every process whose real uid is in [lo, hi) (a dead lane's children), found through /proc."""
+    for _ in range(3):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status") as f:
+                    uid = int(f.read().split("\nUid:", 1)[1].split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+            if lo <= uid < hi:
+                found = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry), signal.SIGKILL)
+        if not found:
+            return
 
 
 def _moved(path: str, moved: dict[str, str]) -> str:

@@ -20,6 +20,8 @@ zygote is detected and restarted on the next job.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -36,6 +38,17 @@ from rewards.code.backend import JobResult, SandboxLimits, TestOutcome
 from rewards.code.formats import Job
 
 __all__ = ["LocalSandbox"]
+
+
+@dataclasses.dataclass
+class _Lane:
+    """A persistent judge (+ spawner) in the zygote, serving one job at a time over its two pipes."""
+
+    pid: int
+    job_w: int
+    res_r: int
+    generation: int
+
 
 _PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
@@ -74,6 +87,9 @@ class LocalSandbox:
         self._ctl: socket.socket | None = None
         self._hello: dict[str, Any] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(self.workers)
+        self._idle: list[_Lane] = []
+        self._generation = 0
 
     # -- pickling: a sandbox travels as its settings and restarts lazily ----------------------------------
 
@@ -99,23 +115,14 @@ class LocalSandbox:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": _PACKAGE_ROOT,
-            "MALLOC_ARENA_MAX": "2",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "LANG": "C.UTF-8",
-        }
-        settings = json.dumps({"tmpfs_size": "1g"})
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _PACKAGE_ROOT,
+               "MALLOC_ARENA_MAX": "2", "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}  # fmt: skip
+        settings = json.dumps({"tmpfs_size": "1g", "limits": self.limits.to_wire()})
         self._proc = subprocess.Popen(
             [sys.executable, "-S", "-m", "rewards.code._zygote", str(theirs.fileno()), settings],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env=env,
-            cwd="/",
-            start_new_session=True,
-        )
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env=env, cwd="/", start_new_session=True,
+        )  # fmt: skip
         theirs.close()
         ours.settimeout(60)
         raw = ours.recv(1 << 16)
@@ -124,6 +131,7 @@ class LocalSandbox:
         self._hello = json.loads(raw)
         ours.settimeout(None)
         self._ctl = ours
+        self._generation += 1
 
     def _ask(self, request: dict, fds: Sequence[int] = ()) -> dict:
         """Sends one control request to the zygote, starting or restarting it as needed."""
@@ -156,46 +164,65 @@ class LocalSandbox:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def stats(self) -> dict[str, Any]:
-        """Running jobs and leftover entries in the zygote's work directory (for tests and monitoring)."""
+        """Lanes and leftover working directories in the zygote (for tests and monitoring)."""
         return self._ask({"op": "stats"})
 
     # -- running jobs ---------------------------------------------------------------------------------------
 
-    def _run_one(self, job: Job) -> JobResult:
-        n = len(job.tests)
-        hard = self.limits.program_timeout_s + self.limits.test_timeout_s + 10.0
+    def _new_lane(self) -> _Lane:
         job_r, job_w = os.pipe()
         res_r, res_w = os.pipe()
         try:
-            request = {"op": "job", "limits": self.limits.to_wire(), "hard_timeout_s": hard}
-            self._ask(request, [job_r, res_w])
+            pid = int(self._ask({"op": "lane"}, [job_r, res_w])["pid"])
+        except BaseException:
+            os.close(job_w)
+            os.close(res_r)
+            raise
         finally:
             os.close(job_r)
             os.close(res_w)
+        return _Lane(pid, job_w, res_r, self._generation)
+
+    def _drop_lane(self, lane: _Lane, *, kill: bool) -> None:
+        os.close(lane.job_w)  # the judge sees EOF and exits after its current job
+        os.close(lane.res_r)
+        if kill and lane.generation == self._generation:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._ask({"op": "kill", "pid": lane.pid})
+
+    def _on_lane(self, lane: _Lane, job: Job) -> tuple[dict[int, TestOutcome], str, bool]:
+        """Runs one job on a lane; returns the outcomes, the job error and whether the lane is still sound."""
         outcomes: dict[int, TestOutcome] = {}
-        error = ""
+        hard = self.limits.program_timeout_s + self.limits.test_timeout_s + 10.0
         try:
-            try:
-                write_frame(job_w, job.to_wire())
-            except BrokenPipeError:
-                pass
-            finally:
-                os.close(job_w)
-            deadline = time.monotonic() + hard + 5.0
+            write_frame(lane.job_w, job.to_wire())
+            deadline = time.monotonic() + hard
             while True:
-                frame = read_frame(res_r, max_bytes=1 << 24, deadline=deadline)
+                frame = read_frame(lane.res_r, max_bytes=1 << 24, deadline=deadline)
                 if frame.get("done"):
-                    break
+                    return outcomes, "", True
                 if frame["i"] < 0:
-                    error = str(frame["status"])
-                    break
+                    return outcomes, str(frame["status"]), False
                 outcomes[int(frame["i"])] = TestOutcome(str(frame["status"]), str(frame["message"]))
-        except (EOFError, TimeoutError, WireError):
-            pass  # the judge was killed at the hard deadline: unreported tests count as timeouts
-        finally:
-            os.close(res_r)
+        except (OSError, EOFError, TimeoutError, WireError):
+            return outcomes, "", False  # a stuck or dead lane: killed, unreported tests count as timeouts
+
+    def _run_one(self, job: Job) -> JobResult:
+        with self._slots:
+            with self._lock:
+                if self._proc is not None and self._proc.poll() is not None:
+                    self._stop_locked()  # the zygote died: its lanes died with it (PDEATHSIG)
+                lane = self._idle.pop() if self._idle else None
+            lane = lane or self._new_lane()
+            outcomes, error, sound = self._on_lane(lane, job)
+            with self._lock:
+                if sound and lane.generation == self._generation:
+                    self._idle.append(lane)
+                    lane = None
+            if lane is not None:
+                self._drop_lane(lane, kill=not sound)
         filler = TestOutcome("timeout", "the program's job was killed at its hard deadline")
-        return JobResult(tuple(outcomes.get(i, filler) for i in range(n)), error=error)
+        return JobResult(tuple(outcomes.get(i, filler) for i in range(len(job.tests))), error=error)
 
     def run(self, jobs: Sequence[Job]) -> list[JobResult]:
         """Runs the jobs, ``workers`` at a time, and returns their results in order.
@@ -218,6 +245,10 @@ class LocalSandbox:
         return list(pool.map(self._run_one, jobs))
 
     def _stop_locked(self) -> None:
+        for lane in self._idle:
+            os.close(lane.job_w)
+            os.close(lane.res_r)
+        self._idle.clear()
         if self._ctl is not None:
             self._ctl.close()
             self._ctl = None

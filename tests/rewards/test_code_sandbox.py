@@ -227,7 +227,8 @@ def test_failure_messages_explain(outcome):
     assert "time limit" in outcome["results"]["infinite_loop"].detail
 
 
-def _sandbox_processes() -> list[int]:
+def _sandbox_processes(lo: int, hi: int) -> list[int]:
+    """Processes of one sandbox's uids (its judges run as the first uid, children above it)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -236,22 +237,23 @@ def _sandbox_processes() -> list[int]:
             except OSError:
                 continue
             uid = int(status.split("Uid:")[1].split()[0])
-            if uid >= 1 << 24:  # the sandbox's uids are drawn from [2**24, 2**30)
+            if lo <= uid < hi:
                 found.append(int(entry))
     return found
 
 
 def test_no_leftover_processes_or_directories(outcome, box):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        stats = box.stats()
-        if stats["jobs"] == 0 and not stats["entries"] and not _sandbox_processes():
-            break
-        time.sleep(0.1)
-    assert stats["jobs"] == 0 and stats["entries"] == []
-    assert _sandbox_processes() == []
-    zombies = [p for p in os.listdir("/proc") if p.isdigit() and _is_zombie_child_of(int(p), box.zygote_pid)]
+    # Between jobs only the lanes (judge + spawner per worker, never running model code) stay up.
+    stats = box.stats()
+    assert stats["workdirs"] == []
+    assert len(_sandbox_processes(*stats["uids"])) == stats["lanes"]  # the judges; no program is left
+    zygote = box.zygote_pid
+    zombies = [p for p in os.listdir("/proc") if p.isdigit() and _is_zombie_child_of(int(p), zygote)]
     assert zombies == []
+    box.close()
+    assert _sandbox_processes(*stats["uids"]) == []
+    assert not os.path.exists(f"/proc/{zygote}")
+    assert box.run([]) == []
 
 
 def _is_zombie_child_of(pid: int, parent: int) -> bool:
