@@ -109,7 +109,7 @@ def reward_func(
     Example:
         >>> out = reward_func(["Q: 3 8 -> 24 A:<answer>3*8</answer>"], ["Q: 3 8 -> 24 A:"],
         ...                   ['{"target": 24, "numbers": [3, 8]}'])
-        >>> list(out["rewards"]), list(out["scores"])
+        >>> [float(v) for v in out["rewards"]], [float(v) for v in out["scores"]]
         ([1.0], [1.0])
     """
     if not len(queries) == len(prompts) == len(labels):
