@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
-from rlenv.train.policy import KIND_FILE, Packed, Policy, Rollouts, SamplingParams
+from rlenv.train.losses import entropy_from_logits
+from rlenv.train.policy import KIND_FILE, Packed, Policy, Rollouts, SamplingParams, ScoreOutput
+from rlenv.train.prefix import group_runs, shared_prefix_generate, shared_prefix_logits
 
 __all__ = ["PRESETS", "BundledPolicy"]
 
@@ -85,6 +87,9 @@ class BundledPolicy(Policy):
         tokenizer: The bundled tokenizer (``encode``, ``decode``, EOS / pad ids).
     """
 
+    share_prompts: bool = True
+    """Compute a group's shared prompt once in generation and scoring (exact; see rlenv.train.prefix)."""
+
     def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
         self.module = model
         self.tokenizer = tokenizer
@@ -126,18 +131,53 @@ class BundledPolicy(Policy):
         out = self.module(tokens, attention_mask=mask, routing=routing, return_aux=True, with_mtp=False)
         return out.logits, out.aux_loss
 
+    def score(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        completion_ids: Sequence[Sequence[int]],
+        routing: Sequence[torch.Tensor | None] | None = None,
+        *,
+        temperature: float = 1.0,
+        entropy: bool = False,
+    ) -> ScoreOutput:
+        starts, _ = group_runs(prompt_ids)
+        if not self.share_prompts or len(starts) == len(prompt_ids):
+            return super().score(
+                prompt_ids, completion_ids, routing, temperature=temperature, entropy=entropy
+            )
+        rows = None if routing is None or any(r is None for r in routing) else list(routing)
+        logits, targets, aux = shared_prefix_logits(
+            self.module, prompt_ids, completion_ids, rows, self.pad_id
+        )
+        logits = logits.float()  # (B, C, V)
+        if temperature > 0 and temperature != 1.0:
+            logits = logits / temperature
+        width = targets.shape[1]
+        mask = torch.tensor([[1.0] * len(c) + [0.0] * (width - len(c)) for c in completion_ids])  # (B, C)
+        mask = mask.to(logits.device)
+        picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
+        logprobs = (picked - torch.logsumexp(logits, dim=-1)) * mask  # (B, C)
+        ent = None
+        if entropy:
+            with torch.no_grad():
+                ent = entropy_from_logits(logits) * mask  # (B, C)
+        return ScoreOutput(logprobs, mask, ent, aux)
+
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], n: int, sampling: SamplingParams) -> Rollouts:
         import policies
 
-        prompt_ids = [self.encode(p) for p in prompts for _ in range(n)]
+        unique_ids = [self.encode(p) for p in prompts]
+        prompt_ids = [ids for ids in unique_ids for _ in range(n)]
         generator = None
         if sampling.seed is not None:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(sampling.seed)
-        out = policies.generate(
+        shared = self.share_prompts and n > 1
+        sampler = (lambda *a, **kw: shared_prefix_generate(*a, n, **kw)) if shared else policies.generate
+        out = sampler(
             self.module,
-            prompt_ids,
+            unique_ids if shared else prompt_ids,
             max_new_tokens=sampling.max_new_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,

@@ -1,0 +1,212 @@
+"""Shared-prompt generation and scoring for the bundled policy: a GRPO group's prompt is computed once.
+
+Key idea: the G completions of a group share one prompt, and prompts (templates + question) are usually far
+longer than completions. Under causal attention the prompt's hidden states do not depend on what follows, so
+
+* generation prefills each distinct prompt once into the latent KV cache and copies the cache rows G times
+  (``KVCache.select`` with repeated indices) before decoding -- vLLM's prefix caching, in miniature;
+* the training forward runs each distinct prompt once *with gradients*, expands its cache rows to the group,
+  and runs only the completion tokens on top. Autograd flows through the cache writes and the row
+  expansion, so the log-probs and gradients equal those of the full per-row forward (checked in
+  ``tests/train/test_prefix.py``), at a cost of ``P + G * C`` tokens instead of ``G * (P + C)``.
+
+The token-level work is the bundled model's own forward with its ``cache`` argument; only the batching
+differs. The sequence-wise MoE balance loss is computed per forward call here (prompt and completions
+separately), a slight difference from the full forward that only matters with ``aux_loss_coef > 0``.
+
+References: Kwon et al. 2023 (vLLM, PagedAttention, prefix sharing); DeepSeek-V2/V3 MLA latent cache.
+
+Left out on purpose: sharing across groups (radix trees), the HF back-end (its caches differ per model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["group_runs", "shared_prefix_generate", "shared_prefix_logits"]
+
+
+def group_runs(prompt_ids: Sequence[Sequence[int]]) -> tuple[list[int], torch.Tensor]:
+    """Starts of runs of identical consecutive prompts, and each row's run index.
+
+    Example:
+        >>> starts, expand = group_runs([[1], [1], [2], [1]])
+        >>> starts, expand.tolist()
+        ([0, 2, 3], [0, 0, 1, 2])
+    """
+    starts, expand = [], []
+    for i, ids in enumerate(prompt_ids):
+        if not starts or list(prompt_ids[starts[-1]]) != list(ids):
+            starts.append(i)
+        expand.append(len(starts) - 1)
+    return starts, torch.tensor(expand, dtype=torch.long)
+
+
+def _split_routing(
+    routing: Sequence[torch.Tensor], starts: list[int], prompt_lens: list[int], width_p: int, width_c: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-row routing (L, len_p + len_c, k) -> per layer (U, P, k) for prompts, (B, C, k) for completions."""
+    layers, _, k = routing[0].shape
+    prompt = torch.full((layers, len(starts), width_p, k), -1, dtype=torch.long)  # (L, U, P, k)
+    completion = torch.full((layers, len(routing), width_c, k), -1, dtype=torch.long)  # (L, B, C, k)
+    for u, row in enumerate(starts):
+        n = prompt_lens[u]
+        prompt[:, u, width_p - n :] = routing[row][:, :n].cpu()
+    for b, experts in enumerate(routing):
+        n = prompt_lens[int(sum(s <= b for s in starts)) - 1]
+        tail = experts[:, n : n + width_c].cpu()
+        completion[:, b, : tail.shape[1]] = tail
+    return list(prompt.unbind(0)), list(completion.unbind(0))
+
+
+def shared_prefix_logits(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[Sequence[int]],
+    completion_ids: Sequence[Sequence[int]],
+    routing: Sequence[torch.Tensor] | None,
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits predicting every completion token, with each distinct prompt run once.
+
+    Args:
+        model: A ``policies.Transformer``.
+        prompt_ids: Per row; rows of a group are consecutive and identical.
+        completion_ids: Per row.
+        routing: Per row (L, len_p + len_c, k) expert ids to replay, or None.
+        pad_id: Padding id.
+
+    Returns:
+        ``logits`` (B, C, V) (row b, position j predicts completion token j), ``targets`` (B, C) and the
+        summed MoE balance loss (scalar).
+    """
+    from policies.generate import left_pad, new_cache
+
+    device = model.embed.weight.device
+    starts, expand = group_runs(prompt_ids)
+    unique = [list(prompt_ids[s]) for s in starts]
+    tokens_p, mask_p = left_pad(unique, pad_id, device)  # (U, P)
+    width_c = max(1, max(len(c) for c in completion_ids))
+    targets = torch.tensor([list(c) + [pad_id] * (width_c - len(c)) for c in completion_ids], device=device)
+    mask_c = torch.tensor([[1] * len(c) + [0] * (width_c - len(c)) for c in completion_ids], device=device)
+    route_p = route_c = None
+    if routing is not None:
+        route_p, route_c = _split_routing(
+            routing, starts, [len(u) for u in unique], tokens_p.shape[1], width_c
+        )
+        route_p, route_c = [r.to(device) for r in route_p], [r.to(device) for r in route_c]
+    cache = new_cache(model, len(unique), tokens_p.shape[1] + width_c)
+    out_p = model(
+        tokens_p, attention_mask=mask_p, routing=route_p, cache=cache, return_aux=True, with_mtp=False
+    )
+    cache.advance()
+    expand = expand.to(device)
+    cache.select(expand)
+    out_c = model(
+        targets, attention_mask=mask_c, routing=route_c, cache=cache, return_aux=True, with_mtp=False
+    )
+    first = out_p.logits[:, -1:].index_select(0, expand)  # (B, 1, V)
+    logits = torch.cat([first, out_c.logits[:, :-1]], dim=1)  # (B, C, V)
+    return logits, targets, out_p.aux_loss + out_c.aux_loss
+
+
+@torch.no_grad()
+def shared_prefix_generate(
+    model: torch.nn.Module, prompts: Sequence[Sequence[int]], n: int, **kwargs: Any
+) -> Any:
+    """``policies.generate`` of ``n`` samples per prompt, prefilling each prompt once.
+
+    Args:
+        model: A ``policies.Transformer``.
+        prompts: Distinct prompts (token ids); the output has ``n`` consecutive rows per prompt.
+        n: Samples per prompt.
+        **kwargs: As ``policies.generate`` (``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``,
+            ``stop_token_ids``, ``stop_strings``, ``tokenizer``, ``return_routing``, ``generator``,
+            ``pad_id``).
+
+    Returns:
+        A ``policies.GenerationOutput`` over ``len(prompts) * n`` rows.
+    """
+    from policies.generate import _StopStrings, check_request
+    from policies.sampling import check_sampling
+
+    expanded = [list(p) for p in prompts for _ in range(n)]
+    temperature, top_p, top_k = (
+        kwargs.get("temperature", 1.0),
+        kwargs.get("top_p", 1.0),
+        kwargs.get("top_k", 0),
+    )
+    stop_strings, tokenizer = tuple(kwargs.get("stop_strings", ())), kwargs.get("tokenizer")
+    check_sampling(temperature, top_p, top_k)
+    check_request(model, expanded, kwargs["max_new_tokens"], stop_strings, tokenizer)
+    was_training = model.training
+    model.eval()
+    try:
+        state = _SharedPrefixDecoder(
+            model,
+            expanded,
+            kwargs["max_new_tokens"],
+            kwargs.get("pad_id", 0),
+            kwargs.get("return_routing", False),
+        )
+        state.n = n
+        stops = (
+            _StopStrings(stop_strings, tokenizer, kwargs.get("stop_check_interval", 4))
+            if stop_strings
+            else None
+        )
+        state.run(temperature, top_p, top_k, kwargs.get("stop_token_ids", ()), stops, kwargs.get("generator"))
+        return state.output(tokenizer)
+    finally:
+        model.train(was_training)
+
+
+def _decoder_base() -> type:
+    from policies.generate import _Decoder
+
+    return _Decoder
+
+
+class _SharedPrefixDecoder(_decoder_base()):  # type: ignore[misc]
+    """``policies.generate``'s decoder with a prefill over distinct prompts, expanded to ``n`` rows each."""
+
+    n: int = 1
+
+    def run(self, temperature, top_p, top_k, stop_token_ids, stops, generator) -> None:
+        from policies.generate import new_cache
+        from policies.sampling import sample_from, sampling_logprobs
+
+        if self.max_new == 0:
+            return
+        model = self.model
+        unique, mask = self.tokens[:: self.n], self.mask[:: self.n]  # (U, P)
+        cache = new_cache(model, unique.shape[0], self.width + self.max_new)
+        out = model(unique, attention_mask=mask, cache=cache, return_aux=True, with_mtp=False)
+        cache.advance()
+        expand = torch.arange(unique.shape[0], device=unique.device).repeat_interleave(self.n)  # (B,)
+        cache.select(expand)
+        self._record_routing([r.index_select(0, expand) for r in out.routing] if out.routing else None, 0)
+        logits = out.logits[:, -1].index_select(0, expand)  # (B, V)
+        stop_ids = torch.as_tensor(list(stop_token_ids), dtype=torch.long, device=logits.device)
+        checked = [0] * self.tokens.shape[0]
+        for step in range(self.max_new):
+            sample_logp, report_logp = sampling_logprobs(logits, temperature, top_p, top_k)  # (b, V)
+            nxt = sample_from(sample_logp, generator)  # (b,)
+            live = ~self.done[self.rows]  # (b,)
+            self.out_ids[self.rows, step] = nxt
+            self.out_logp[self.rows, step] = report_logp.gather(1, nxt[:, None]).squeeze(1)
+            self.n_out[self.rows] = torch.where(live, step + 1, self.n_out[self.rows])
+            stopped = live & torch.isin(nxt, stop_ids)  # (b,)
+            self.done[self.rows] |= stopped
+            last = step == self.max_new - 1
+            if stops is not None and ((step + 1) % stops.interval == 0 or last or bool(stopped.any())):
+                self._check_stop_strings(stops, checked)
+            if last or bool(self.done.all()):
+                break
+            nxt = self._compact(cache, nxt)
+            out = model(nxt[:, None], cache=cache, return_aux=True, with_mtp=False)
+            cache.advance()
+            self._record_routing(out.routing, self.width + step)
+            logits = out.logits[:, -1]  # (b, V)
