@@ -306,6 +306,8 @@ def _equal(g: Node, p: Node, cmp: Comparator, depth: int) -> Tri:  # noqa: C901 
             return _all(_equal(a, b, cmp, depth + 1) for a, b in zip(elems_g, elems_p, strict=False))
         if p[0] == "tuple" and g[0] != "tuple" and len(elems_p) > 1:
             return False
+        if len(set(elems_g)) == len(elems_g):  # "\\boxed{2}, \\boxed{3}, so \\boxed{2, 3}": repeats collapse
+            elems_p = tuple(dict.fromkeys(elems_p))
         return _matching(elems_g, elems_p, lambda a, b: _equal(a, b, cmp, depth + 1))
     if p[0] == "rel" or g[0] == "rel":
         return False

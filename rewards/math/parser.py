@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rewards.math.lexer import LexError, Token, tokenize
+from rewards.math.lexer import LexError, Token, drop_empty_brackets, split_words, tokenize
 
 __all__ = ["MAX_DEPTH", "ParseError", "parse"]
 
@@ -33,7 +33,6 @@ Node = tuple[Any, ...]
 _RELOPS = ("<", "<=", ">", ">=", "!=")
 _ATOM_START = {"NUM", "SYM", "CONST", "FUNC", "CMD", "BEGIN", "CHOICE"}
 _ATOM_START_OPS = {"(", "{", "lfloor", "lceil"}
-_NEGATIONS = frozenset({"not", "except", "neither", "nor", "isn't", "cannot", "never"})
 _CLOSERS = {"(": (")", "]"), "[": (")", "]"), "{": ("}",), "\\{": ("\\}",)}
 
 
@@ -298,14 +297,25 @@ class _Parser:
             self.take()
             return ("set", ())
         inner = self.items()
+        if opener == "\\{" and self.at_op("|", ":"):  # set-builder {x | 2 <= x < 5}: the condition
+            self.take()
+            condition = self.items()
+            self.expect_op("\\}")
+            return condition
         close = self.take()
         if close.kind != "OP" or close.text not in _CLOSERS[opener]:
             raise ParseError(f"unbalanced {opener!r}")
         elems = inner[1] if inner[0] == "list" else (inner,)
         if opener in ("\\{", "{"):
             return ("set", elems) if opener == "\\{" or len(elems) > 1 else inner
+        if opener == "[" and close.text == "]" and len(elems) > 1 and all(map(_is_row, elems)):
+            rows = tuple(e[1] if e[0] == "tuple" else (e[2], e[3]) for e in elems)  # [[1, 2], [3, 4]]
+            if len({len(r) for r in rows}) == 1:
+                return ("matrix", rows)
         if len(elems) == 2 and (opener == "[" or close.text == "]" or any(map(_is_infinite, elems))):
             return ("interval", opener == "[", elems[0], elems[1], close.text == "]")
+        if len(elems) >= 3 and opener == "[" and close.text == "]":
+            return ("tuple", elems)  # a vector [1, 2, 3]
         if len(elems) == 1:
             if (opener == "(" and close.text == ")") or (opener == "[" and close.text == "]"):
                 return elems[0]
@@ -343,6 +353,11 @@ def _product(factors: list[Node]) -> Node:
     return factors[0] if len(factors) == 1 else ("mul", tuple(factors))
 
 
+def _is_row(node: Node) -> bool:
+    """A row of a plain-text matrix: ``[1, 2]`` (parsed as a closed interval) or a tuple."""
+    return (node[0] == "interval" and node[1] and node[4]) or node[0] == "tuple"
+
+
 def _is_infinite(node: Node) -> bool:
     return node == ("const", "oo") or node == ("neg", ("const", "oo"))
 
@@ -358,39 +373,6 @@ def _is_mixed(left: Node, right: Node) -> bool:
         return False
     num, den = right[1], right[2]
     return _is_int_literal(num) and _is_int_literal(den) and 0 < int(num[1]) < int(den[1])
-
-
-def _split_words(tokens: list[Token]) -> tuple[list[Token], list[str]]:
-    """Separates words (units, prose) from math; a power right after a unit (``cm^2``) goes with it."""
-    kept: list[Token] = []
-    words: list[str] = []
-    i = 0
-    while i < len(tokens):
-        t = tokens[i]
-        if t.kind != "WORD":
-            kept.append(t)
-            i += 1
-            continue
-        if t.text.lower() in _NEGATIONS:
-            raise ParseError(f"negated answer ({t.text!r})")  # "not 5" must not become 5
-        words.append(t.text)
-        i += 1
-        if kept and kept[-1] == Token("OP", "/"):  # "$18/day": the divisor is the unit's
-            kept.pop()
-        if i + 1 < len(tokens) and tokens[i] == Token("OP", "^") and tokens[i + 1].kind == "NUM":
-            i += 2
-    return kept, words
-
-
-def _drop_empty_brackets(tokens: list[Token]) -> list[Token]:
-    """``18 (eighteen)`` leaves ``18 ( )`` once the word is dropped: remove the empty pair."""
-    out: list[Token] = []
-    for t in tokens:
-        if t.kind == "OP" and t.text in (")", "]") and out and out[-1].kind == "OP" and out[-1].text in "([":
-            out.pop()
-        else:
-            out.append(t)
-    return out
 
 
 def parse(text: str) -> Node:
@@ -414,15 +396,14 @@ def parse(text: str) -> Node:
         'list'
     """
     try:
-        tokens = tokenize(text)
+        kept, words = split_words(tokenize(text))
     except LexError as exc:
         raise ParseError(str(exc)) from None
-    kept, words = _split_words(tokens)
     if not kept or all(t.kind == "OP" and t.text in (",", ";", "sep", "(", ")") for t in kept):
         if not words:
             raise ParseError("empty answer")
         return ("text", " ".join(words))
-    kept = _drop_empty_brackets(kept)
+    kept = drop_empty_brackets(kept)
     choices = [t for t in kept if t.kind == "CHOICE"]
     if len(choices) == 1 and kept[0] == choices[0]:
         return ("choice", choices[0].text)  # "\\textbf{(A) }5": the letter is the answer
