@@ -76,6 +76,10 @@ SAME = [
     # matrices
     ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}"),  # style
     ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1, 2)"),  # column vector as a tuple
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "[[1, 2], [3, 4]]"),  # plain-text matrix
+    ("\\begin{pmatrix} 1 \\\\ 2 \\\\ 3 \\end{pmatrix}", "[1, 2, 3]"),  # plain-text vector
+    ("[2,5)", "\\{x \\mid 2 \\le x < 5\\}"),  # set-builder notation
+    ("0.001", "10⁻³"),  # unicode superscript exponent
     # base subscripts
     ("204_5", "204_{5}"),  # braced subscript
     ("204_5", "204"),  # digits in the asked base

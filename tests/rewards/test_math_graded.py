@@ -351,6 +351,9 @@ MORE_CASES = [
     ("-\\frac{1}{2}", a("-\\frac12"), 1.0),  # brace-less
     ("-\\frac{1}{2}", a("\\frac{1}{-2}"), 1.0),  # sign in the denominator
     ("-\\frac{1}{2}", a("\\frac{1}{2}"), 0.0),  # sign flip
+    ("2,3", f"{T}The roots are $\\boxed{{2}}$ and $\\boxed{{3}}$, i.e. $\\boxed{{2, 3}}$.", 1.0),  # twice
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", a("[[1, 2], [3, 4]]"), 1.0),  # plain-text matrix
+    ("[2,5)", a("\\{x \\mid 2 \\le x < 5\\}"), 1.0),  # set-builder notation
 ]
 CASES += MORE_CASES
 
