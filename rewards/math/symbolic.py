@@ -25,6 +25,7 @@ from rewards.math.fast import (
     FastComparator,
     NotExact,
     TooLarge,
+    exact,
     free_symbols,
     numeric,
 )
@@ -77,9 +78,7 @@ def to_sympy(node: Node) -> Any:  # noqa: C901 - a flat dispatch over node kinds
     """
     tag = node[0]
     if tag == "num":
-        from rewards.math.fast import _num
-
-        q = _num(node[1])
+        q = exact(node)[0]
         return sp.Rational(q.numerator, q.denominator)
     if tag == "sym":
         return sp.Symbol(node[1])
