@@ -1,4 +1,4 @@
-"""The judge: one process per job that runs the trusted tests and decides every verdict.
+"""The judge: one process per lane that runs the trusted tests and decides every verdict, job after job.
 
 No model-written code ever runs here. For assert and HumanEval tests the judge executes the *dataset's* test
 code in its own pristine interpreter; every name the program defined is a :class:`RemoteObject` whose calls

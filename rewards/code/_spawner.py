@@ -1,16 +1,17 @@
-"""The per-job spawner: forks sandboxed children for the judge and cleans up after each one.
+"""The per-lane spawner: forks sandboxed children for the judge and cleans up after each one.
 
 Why a separate process: the judge holds the tests (and, for stdin/stdout problems, the expected outputs). A
 child forked from the judge would inherit a copy of that memory. The spawner is forked from the judge *before*
-the judge reads its job, so every sandboxed child starts from memory that never held a test.
+the judge reads any job, so every sandboxed child starts from memory that never held a test. Each child gets a
+fresh uid from the lane's range (per-child ``RLIMIT_NPROC`` accounting, and kill-by-uid reaches only it).
 
 Protocol (``SOCK_SEQPACKET`` socketpair with the judge, file descriptors passed with ``SCM_RIGHTS``):
 ``{"op": "spawn", ...}`` + fds -> ``{"pid": n}``; ``{"op": "finish", "pid": n, "grace": s}`` -> waits up to
 ``grace`` seconds for the child to exit by itself, then kills everything the job's user owns, reaps,
 removes the child's working directory and answers ``{"status": wait_status}``. On EOF it cleans up and exits.
 
-Killing is by user, not only by process group: a one-shot helper switches to the job's uid and calls
-``kill(-1, SIGKILL)`` until nothing is left, which also reaches descendants that called ``setsid`` to
+Killing is by user, not only by process group: the spawner switches to the child's uid and calls
+``kill(-1, SIGKILL)`` (three times), which also reaches descendants that called ``setsid`` to
 leave the group. The spawner is a child subreaper, so such orphans are reparented to it and reaped
 (no zombies).
 """

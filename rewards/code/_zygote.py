@@ -1,25 +1,26 @@
 """The warm fork server ("zygote") of the local sandbox.
 
-Started once per :class:`rewards.code.LocalSandbox` as ``python -m rewards.code._zygote`` (a separate,
-single-threaded interpreter: the library's own process, which may run trainer threads, is never forked). At
-start-up it imports the judge, the child harness and the stdlib modules programs commonly use, and then:
+Started once per :class:`rewards.code.LocalSandbox` as ``python -S -m rewards.code._zygote`` (a separate,
+small, single-threaded interpreter: the library's process, which may run trainer threads, is never forked).
+At start-up it imports the judge, the child harness and the stdlib modules programs commonly use, and then:
 
 - moves itself into a new network namespace (no interface is up, not even loopback: no network at all) and a
   new mount namespace with private, size-limited tmpfs over ``/tmp``, ``/var/tmp`` and ``/dev/shm``, when the
   kernel and privileges allow (root or CAP_SYS_ADMIN on Linux); it reports what it managed in its hello;
-- becomes a child subreaper, so processes orphaned by a killed job are reparented to it and reaped.
+- bind-mounts, read-only, any part of the Python installation the sandbox uids could not traverse (a pyenv
+  under ``/root``), so children keep importing after they drop root;
+- becomes a child subreaper, and freezes its heap for the garbage collector (less copy-on-write in children).
 
-For each job the library sends ``{"op": "job", ...}`` plus two pipe ends (job in, results out) over a
-``SOCK_SEQPACKET`` socket; the zygote allocates a fresh, never reused sandbox uid (when root), forks a judge
-(``_judge.main``) and returns to its loop. The zygote never sees a program or a test: those travel on the
-job pipe straight to the judge. It enforces each job's hard deadline (``killpg`` of the judge and its
-spawner), and when a judge is reaped it kills whatever the job's uid still runs and removes the job's
-directory. EOF on the control socket (the library closed it or died) shuts everything down.
+``{"op": "lane"}`` plus two pipe ends (jobs in, results out) forks a persistent judge (``_judge.main``) with
+its own range of 65536 never-shared sandbox uids. The zygote never sees a program or a test: those travel on
+the lane's pipes straight to the judge. ``{"op": "kill", "pid"}`` kills a stuck lane and every process of
+its uid range; a reaped lane's directory is removed. EOF on the control socket shuts everything down.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -265,6 +266,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the library's Ctrl-C is the library's business
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # clean up the job directories on SIGTERM
     zygote = Zygote(ctl, json.loads(sys.argv[2]))
+    gc.collect()
+    gc.freeze()  # forked children's collections skip the inherited objects: fewer copy-on-write page faults
     ctl.send(json.dumps({"pid": os.getpid(), "isolation": zygote.isolation, "base": zygote.base}).encode())
     try:
         zygote.loop()

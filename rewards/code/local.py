@@ -1,20 +1,21 @@
-"""The local sandbox backend: a warm fork server plus one judge, spawner and sandboxed child per program.
+"""The local sandbox backend: a warm fork server, persistent judge lanes, one sandboxed child per program.
 
 Process tree (see docs/sandbox.md for the full design and the attack table)::
 
-    library process (any threads)            never forks, never runs model code
-    └── zygote  (python -m rewards.code._zygote: no network, private /tmp, subreaper)
-        └── judge   one per program: runs the dataset's tests, decides verdicts   (sandbox judge uid)
-            └── spawner   forked before the judge reads its job: holds no test    (root, subreaper)
-                └── child   runs the program (unique uid, rlimits, audit hook)    (job uid, own session)
+    library process (any threads)          never forks, never runs model code
+    └── zygote   python -S -m rewards.code._zygote: own network + mount namespace, subreaper
+        └── judge    one per lane, persistent: runs the dataset's tests, decides verdicts   (judge uid)
+            └── spawner   forked before the judge read any job: never holds a test         (root)
+                └── child   one per program (per test for stdin/stdout): runs the program   (fresh uid)
 
 Key idea: the verdict is decided in the judge, which shares no process with model code; the program's
-process can only send plain data back. Throughput comes from the warm zygote (all imports done once, each
-program costs three ``fork`` calls) and from running ``workers`` programs at once (default: usable cores).
+process can only send plain data back. Throughput comes from the warm zygote (imports done once), from
+persistent lanes (a program costs one ``fork`` of a small process) and from running ``workers`` lanes at once.
 
-The library talks to the zygote over a ``SOCK_SEQPACKET`` socket (guarded by a lock, so any number of
-threads can call :meth:`LocalSandbox.run` at once) and to each judge over its own pair of pipes. A dead
-zygote is detected and restarted on the next job.
+The library talks to the zygote over a ``SOCK_SEQPACKET`` socket (guarded by a lock) and to each lane over
+its own pair of pipes; a lane serves one job at a time, so any number of threads may call
+:meth:`LocalSandbox.run` at once. A lane that misses a job's hard deadline is killed (with every process of
+its uid range); a dead zygote takes its lanes with it (``PR_SET_PDEATHSIG``) and is restarted on the next job.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class LocalSandbox:
 
     Args:
         limits: Resource limits per program (defaults: :class:`SandboxLimits`).
-        workers: Programs run at once; defaults to the usable CPU cores.
+        workers: Lanes, i.e. programs run at once; default two per usable CPU core (a lane spends most of
+            its time waiting on pipes and process start-up, so one per core leaves the cores half idle on
+            short programs). Use one per core for CPU-heavy tests with tight wall-clock timeouts.
 
     Example:
         >>> from rewards.code import Job
@@ -81,7 +84,7 @@ class LocalSandbox:
         if workers is not None and not (isinstance(workers, int) and 1 <= workers <= 1024):
             raise ValueError(f"workers={workers!r}; allowed: an int in [1, 1024] or None (usable cores)")
         self.limits = limits or SandboxLimits()
-        self.workers = workers or _usable_cores()
+        self.workers = workers or 2 * _usable_cores()
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._ctl: socket.socket | None = None
