@@ -91,7 +91,7 @@ def _has_pm(node: Node) -> bool:
 def _expand_pm(node: Node) -> list[Node]:
     """All sign choices of the ``\\pm`` inside a scalar expression (``\\frac{-1 \\pm \\sqrt5}{2}``)."""
     if node[0] == "pm":
-        return [("add", (a, s)) for a in _expand_pm(node[1]) for s in (lambda b: [b, ("neg", b)])(node[2])]
+        return [("add", (a, s)) for a in _expand_pm(node[1]) for s in (node[2], ("neg", node[2]))][:17]
     out: list[Node] = [node[:1]]
     for child in node[1:]:
         if isinstance(child, tuple) and child and isinstance(child[0], str):

@@ -126,24 +126,29 @@ class _Parser:
         return ("rel", tuple(exprs), tuple(ops))
 
     def expr(self) -> Node:
+        entry_depth = self.depth
         self.enter()
         terms = [self.term()]
         while self.at_op("+", "-", "pm", "mp"):
             op = self.take().text
             rhs = self.term()
             if op in ("pm", "mp"):
+                self.enter()  # each \pm nests the tree one level deeper; bounded like brackets
                 left = terms[0] if len(terms) == 1 else ("add", tuple(terms))
                 terms = [("pm", left, rhs if op == "pm" else ("neg", rhs))]
             else:
                 terms.append(rhs if op == "+" else ("neg", rhs))
-        self.depth -= 1
+        self.depth = entry_depth
         return terms[0] if len(terms) == 1 else ("add", tuple(terms))
 
     def term(self) -> Node:
+        entry_depth = self.depth
         factors = [self.unary()]
         while True:
             if self.at_op("*", "/", ":"):
                 op = self.take().text
+                if op != "*":
+                    self.enter()  # a/b/c/... nests the tree one level per division
                 rhs = self.unary()
                 factors = [("div", _product(factors), rhs)] if op != "*" else [*factors, rhs]
             elif self._implicit_factor():
@@ -154,6 +159,7 @@ class _Parser:
                 else:
                     factors.append(rhs)
             else:
+                self.depth = entry_depth
                 return _product(factors)
 
     def _implicit_factor(self) -> bool:

@@ -28,6 +28,8 @@ HOSTILE = [
     "1e99999999",  # huge scientific notation
     "\\frac{1}{" * 3000 + "2" + "}" * 3000,  # 3,000-deep \frac
     "(" * 3000 + "1" + ")" * 3000,  # 3,000-deep parentheses
+    "1" + "\\pm 1" * 300,  # a chain of 300 plus-minus signs (2^300 sign choices)
+    "1" + "/2" * 900,  # 900 nested divisions
     "1" * 1_000_000,  # a 1 MB number
     "x" * 1_000_000,  # a 1 MB token
     "\\begin{pmatrix}" + " \\\\ ".join(" & ".join(["1"] * 200) for _ in range(200)) + "\\end{pmatrix}",  # big
