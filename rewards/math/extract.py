@@ -33,12 +33,16 @@ __all__ = ["extract_answer", "extract_gold"]
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*(?=[{\s])")
+# Every quantifier next to another one is bounded ({0,8}): unbounded neighbours (\s*(?:\*\*)?\s*) backtrack
+# quadratically on a run of spaces, and a completion can hold a megabyte of them.
+_WS = r"[ \t]{0,8}"
 _DECLARED = [
-    re.compile(r"####\s*([^\n]+)"),
-    re.compile(r"(?m)^[ \t*]*A:[ \t*]*([^\n]+)"),
-    re.compile(r"(?i)\banswer(?:\s+is|\s+would\s+be)?\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?[ \t]*([^\n]+)"),
-    re.compile(r"(?i)\banswer\s*(?:\*\*)?\s+is\b[:\s]*(?:\*\*)?[ \t]*([^\n]+)"),
-    re.compile(r"(?i)\bfinal answer\s*(?:\*\*)?[ \t]*\n\s*([^\n]+)"),
+    re.compile(r"####[ \t]{0,20}([^\n]+)"),
+    re.compile(r"(?m)^[ \t*]{0,8}A:[ \t*]{0,8}([^\n]+)"),
+    re.compile(rf"(?i)\banswer(?:[ \t]{{1,8}}is|[ \t]{{1,8}}would[ \t]{{1,8}}be)?{_WS}(?:\*\*)?{_WS}[:：]"
+               rf"[ \t\n]{{0,8}}(?:\*\*)?{_WS}([^\n]+)"),
+    re.compile(rf"(?i)\banswer{_WS}(?:\*\*)?[ \t]{{1,8}}is\b[: \t\n]{{0,8}}(?:\*\*)?{_WS}([^\n]+)"),
+    re.compile(rf"(?i)\bfinal answer{_WS}(?:\*\*)?{_WS}\n[ \t\n]{{0,20}}([^\n]+)"),
 ]
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$([^$]+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
 _MAX_TAIL_CHARS = 4_000
@@ -47,7 +51,7 @@ _MATHISH = re.compile(r"[\d\\$]")
 _MAX_BOXES = 64  # only the last boxes count; bounds the work on box spam
 _MAX_BOX_CHARS = 10_000  # a box longer than this is not an answer (and is never closed, for our purposes)
 _SENTENCE_END = re.compile(
-    r"\.(?=\s|$)|\s+I hope it is correct|\*\*|,?\s+(?:since|because|which|as|so|where|given)\b"
+    r"\.(?=\s|$)|\s{1,8}I hope it is correct|\*\*|,?\s{1,8}(?:since|because|which|as|so|where|given)\b"
 )
 
 

@@ -108,7 +108,7 @@ def _strip_delimiters(s: str) -> str:
     for left, right in (("\\[", "\\]"), ("\\(", "\\)")):
         if s.startswith(left) and s.endswith(right):
             s = s[len(left) : -len(right)].strip()
-    s = re.sub(r"^(?:\*\*|__)+|(?:\*\*|__)+$", "", s).strip()
+    s = re.sub(r"^(?:\*\*|__){1,4}|(?:\*\*|__){1,4}$", "", s).strip()
     return s.rstrip(" .;,:!?\n").strip() if not s.endswith("!") or s.endswith("!!") else s
 
 

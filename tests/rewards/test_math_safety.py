@@ -53,6 +53,20 @@ def test_hostile_answers_score_zero_within_budget(answer, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("text", [
+    "The answer" + " " * 1_000_000 + "x",  # whitespace after a declaration keyword (regex backtracking bomb)
+    "Final answer" + "\n " * 500_000,  # blank lines after a heading
+    "answer is" + " \t" * 500_000 + "6",  # a declaration after a megabyte of blanks (wrong value)
+    "$" * 1_000_000,  # dollar signs
+    "\\(" * 500_000,  # unclosed inline math
+    "#### " + "9" * 1_000_000,  # a megabyte GSM8K answer
+], ids=["spaces", "blank-lines", "far-declaration", "dollars", "inline-math", "gsm8k"])
+def test_megabyte_completions_are_linear(text):
+    start = time.perf_counter()
+    assert math_accuracy([text], answer=["5"]) == [0.0]
+    assert time.perf_counter() - start < 2.0
+
+
 def test_box_spam_megabyte_completion_is_fast():
     text = "\\boxed{" * 200_000 + "1"
     start = time.perf_counter()
