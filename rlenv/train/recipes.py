@@ -106,6 +106,9 @@ class RecipeConfig:
     eval_split: Literal["test", "train"] = "test"
     """"test" for reported figures; "train" (with eval_seed != seed: a validation stream no training phase
     draws from) for tuning, so that tuning never looks at the test items."""
+    eval_only: bool = False
+    """Do not train: evaluate the phases an earlier run wrote into run_dir (e.g. on the test split after
+    tuning on a validation stream); writes results-<split>-<eval_seed>.json/.md."""
     quick: bool = False
     """Tiny settings for a smoke test (tiny policy, a few steps, 8 evaluation items)."""
 
@@ -157,6 +160,12 @@ class RecipeResult:
     """Accuracy of always adding / always multiplying every number on the held-out items."""
     checkpoint: str
     """The final policy."""
+    checkpoints: Mapping[str, str]
+    """Phase -> the checkpoint evaluated."""
+    split: str = "test"
+    """Split of the evaluated items."""
+    eval_seed: int = 0
+    """Seed of the evaluated items."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -358,29 +367,44 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     """
     config = config.effective
     os.makedirs(config.run_dir, exist_ok=True)
-    with open(os.path.join(config.run_dir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
+    previous = _previous_run(config) if config.eval_only else None
+    if previous is None:
+        with open(os.path.join(config.run_dir, "config.json"), "w") as f:
+            json.dump(dataclasses.asdict(config), f, indent=2)
     items = heldout_items(config.eval_items, config.eval_seed, config.env_kwargs, config.eval_split)
-    base_line = baselines(items)
     phases: list[tuple[str, Any]] = [("base", _pretrain)]
     if config.recipe == "r1":
         phases.append(("sft", _sft))
     phases.append(("grpo", _grpo))
     policy = f"hf:{config.hf_model}" if config.hf_model else config.policy
     rows: dict[str, dict[str, float]] = {}
+    checkpoints: dict[str, str] = {}
     for phase, run_phase in phases:
         started, cpu = time.perf_counter(), time.process_time()
-        # A Hugging Face model is a real base model: nothing to pretrain.
-        checkpoint = policy if phase == "base" and config.hf_model else run_phase(config, policy)
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        if previous is not None:  # evaluate what an earlier run trained
+            checkpoint, costs = previous["checkpoints"][phase], previous["rows"][phase]
+            wall, cpu = costs["wall_s"], costs.get("cpu_s", 0.0)
+        else:  # a Hugging Face model is a real base model: nothing to pretrain
+            checkpoint = policy if phase == "base" and config.hf_model else run_phase(config, policy)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        evaluated = time.perf_counter()
         rows[phase] = {**_evaluate_phase(checkpoint, config, items, phase), "wall_s": wall, "cpu_s": cpu,
-                       "eval_s": time.perf_counter() - started - wall}
-        policy = checkpoint
+                       "eval_s": time.perf_counter() - evaluated}
+        policy = checkpoints[phase] = checkpoint
         print(f"[{config.recipe}] {phase}: greedy {rows[phase]['greedy/accuracy']:.1%}, "
               f"sampled {rows[phase]['sampled/accuracy']:.1%} ({wall:.0f} s)", flush=True)
-    result = RecipeResult(run_dir=config.run_dir, rows=rows, baselines=base_line, checkpoint=policy)
-    _report(config, result)
+    result = RecipeResult(run_dir=config.run_dir, rows=rows, baselines=baselines(items), checkpoint=policy,
+                          checkpoints=checkpoints, split=config.eval_split, eval_seed=config.eval_seed)
+    _report(config, result, suffix=f"-{config.eval_split}-{config.eval_seed}" if config.eval_only else "")
     return result
+
+
+def _previous_run(config: RecipeConfig) -> dict[str, Any]:
+    path = os.path.join(config.run_dir, "results.json")
+    if not os.path.exists(path):
+        raise ValueError(f"RecipeConfig.eval_only=True but {path} does not exist; train the run first")
+    with open(path) as f:
+        return json.load(f)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -488,14 +512,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _report(config: RecipeConfig, result: RecipeResult) -> None:
+def _report(config: RecipeConfig, result: RecipeResult, suffix: str = "") -> None:
     table = format_table(result.rows, result.baselines)
     title = (f"{config.recipe} on countdown ({config.num_numbers} numbers), {config.eval_items} held-out "
              f"problems (split={config.eval_split}, seed={config.eval_seed})")
     print(f"\n{title}\n{table}", flush=True)
-    with open(os.path.join(config.run_dir, "results.md"), "w") as f:
+    with open(os.path.join(config.run_dir, f"results{suffix}.md"), "w") as f:
         f.write(f"{title}\n\n{table}\n")
-    with open(os.path.join(config.run_dir, "results.json"), "w") as f:
+    with open(os.path.join(config.run_dir, f"results{suffix}.json"), "w") as f:
         json.dump(_finite(dataclasses.asdict(result)), f, indent=2)
     phases = ["pretrain", "sft", "grpo"] if config.recipe == "r1" else ["pretrain", "grpo"]
     path = plot_curves(config.run_dir, phases)

@@ -21,11 +21,17 @@ from rlenv.train.recipes import RecipeConfig, baselines, format_table, heldout_i
         ("grpo_steps", -1),
         ("eval_items", 0),
         ("grpo_lr", 0.0),
+        ("eval_split", "validation"),
     ],
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         RecipeConfig(**{field: value})
+
+
+def test_train_split_evaluation_needs_its_own_seed():
+    with pytest.raises(ValueError, match="eval_seed"):
+        RecipeConfig(eval_split="train", eval_seed=0, seed=0)
 
 
 def test_effective_config_applies_quick_and_defaults_the_run_dir():
@@ -78,7 +84,7 @@ def test_format_table_lists_every_phase_and_the_baselines():
     assert "always add 1.2%, always multiply 2.0%; wall time: training 6.0 min" in text
 
 
-@pytest.mark.parametrize("recipe", ["r1", "r1zero"])
+@pytest.mark.parametrize("recipe", ["r1", pytest.param("r1zero", marks=pytest.mark.slow)])
 def test_quick_recipe_runs_end_to_end(tmp_path, recipe):
     from rlenv.train.recipes import run_recipe
 
@@ -94,3 +100,9 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe):
     assert (tmp_path / "pretrain" / "metrics.jsonl").is_file()
     first = json.loads((tmp_path / "data" / "pretrain.jsonl").read_text().splitlines()[0])["text"]
     assert "create an equation that equals" not in first  # the base never sees countdown
+    # Re-evaluating the trained phases on another stream trains nothing and keeps the training costs.
+    again = run_recipe(RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu",
+                                    eval_only=True, eval_split="train", eval_seed=5))
+    assert again.checkpoints == result.checkpoints and again.split == "train"
+    assert [r["wall_s"] for r in again.rows.values()] == [r["wall_s"] for r in result.rows.values()]
+    assert (tmp_path / "results-train-5.json").is_file()
