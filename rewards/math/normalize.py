@@ -36,7 +36,7 @@ _INLINE_COMMANDS = (
     "hat",
 )
 _WRAPPER = re.compile(r"\\(" + "|".join(_TEXT_COMMANDS + _INLINE_COMMANDS) + r")\s*\{")
-_CHOICE = re.compile(r"^\s*\(?\s*([A-Z])\s*\)?\s*$")
+_CHOICE = re.compile(r"^\s*(?:\(\s*)?([A-Z])\s*(?:\)\s*)?$")
 _SUBS = [
     (re.compile(r"\\(?:left|right)\s*\\?\.|\\(?:left|right|[bB]igg?[lr]?)(?![A-Za-z])"), ""),
     (re.compile(r"\\[dtc]frac(?![A-Za-z])"), r"\\frac"),
@@ -46,7 +46,7 @@ _SUBS = [
     (re.compile(r"\\mathbb\s*\{\s*R\s*\}"), r"\\R "),
     (re.compile(r"\\\$|\$"), ""),
     (re.compile(r"\{,\}|\\,|\\!|\\;|\\:|\\ |~"), " "),
-    (re.compile(r"\s*\bpercent\b"), "%"),
+    (re.compile(r"\s{0,8}\bpercent\b"), "%"),
     (re.compile(r"(?<![\d.])(\d+)\s+(\d+)/(\d+)(?![\d./])"), r"\1\\frac{\2}{\3}"),  # "3 1/2" mixed
 ]
 _UNIT_POWER = re.compile(r"(\\word\{[^}]*\})\s*\^\s*(?:\{\s*\d\s*\}|\d)")  # cm^2: the power is the unit's
