@@ -49,7 +49,7 @@ _LAZY: dict[str, str] = {
     "pass_at_k": "rlenv.train.evaluate",
     # policies
     "Policy": "rlenv.train.policy",
-    "HFPolicy": "rlenv.train.policy",
+    "HFPolicy": "rlenv.train.hf_policy",
     "SamplingParams": "rlenv.train.policy",
     "Rollouts": "rlenv.train.policy",
     "load_policy": "rlenv.train.policy",
@@ -111,10 +111,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from rlenv.train.distill import distill
     from rlenv.train.evaluate import evaluate, pass_at_k
     from rlenv.train.grpo import train
+    from rlenv.train.hf_policy import HFPolicy
     from rlenv.train.losses import aggregate_loss, clipped_surrogate, grpo_loss, k3_kl
     from rlenv.train.metrics import read_metrics
     from rlenv.train.plot import plot
-    from rlenv.train.policy import HFPolicy, Policy, Rollouts, SamplingParams, load_policy
+    from rlenv.train.policy import Policy, Rollouts, SamplingParams, load_policy
     from rlenv.train.pretrain import pretrain
     from rlenv.train.recipes import RecipeConfig, run_recipe
     from rlenv.train.sampling import informative_groups, soft_overlong_penalty
