@@ -36,7 +36,8 @@ class Block(nn.Module):
         return isinstance(self.ffn, MoE)
 
     def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.attn.expand(*self.attn.project(self.attn_norm(x), cos, sin))
+        q, k, v = self.attn.expand(*self.attn.project(self.attn_norm(x), cos, sin))
+        return q, k, v.contiguous()  # v alone, not a view keeping the whole wkv_b output alive
 
     def forward(
         self,
