@@ -90,6 +90,7 @@ class LocalSandbox:
         self._ctl: socket.socket | None = None
         self._hello: dict[str, Any] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._owner = os.getpid()
         self._slots = threading.BoundedSemaphore(self.workers)
         self._idle: list[_Lane] = []
         self._generation = 0
@@ -237,6 +238,8 @@ class LocalSandbox:
         for job in jobs:
             if not isinstance(job, Job):
                 raise TypeError(f"LocalSandbox.run expects Job objects, got {type(job).__name__}")
+        if self._owner != os.getpid():  # we were forked (e.g. a data-loader worker): start our own zygote
+            self._forget_inherited()
         if not jobs:
             return []
         if len(jobs) == 1:
@@ -246,6 +249,16 @@ class LocalSandbox:
                 self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, "rlenv-sandbox")
             pool = self._pool
         return list(pool.map(self._run_one, jobs))
+
+    def _forget_inherited(self) -> None:
+        """In a forked copy: drops the parent's zygote and lanes (closing only our copies of their fds)."""
+        for lane in self._idle:
+            for fd in (lane.job_w, lane.res_r):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if self._ctl is not None:
+            self._ctl.close()
+        self.__init__(self.limits, workers=self.workers)
 
     def _stop_locked(self) -> None:
         for lane in self._idle:

@@ -4,6 +4,7 @@ pickling, the contract check on hostile programs, and the SandboxFusion-compatib
 import concurrent.futures
 import http.server
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -212,3 +213,24 @@ def test_http_backend_unreachable_is_a_score_not_a_crash():
     assert reward.explain(ADD, tests=ADD_TESTS[:1]).reason == "crashed"
     with pytest.raises(ValueError, match="url"):
         HttpSandbox("ftp://example")
+
+
+def test_forked_caller_gets_its_own_sandbox(box):
+    reward = make_code_reward(backend=box)
+    assert reward([ADD], tests=[ADD_TESTS]) == [1.0]
+    parent_zygote = box.zygote_pid
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a forked data-loader worker using the inherited reward
+        code = 1
+        try:
+            ok = reward([ADD, ADD_BUGGY], tests=[ADD_TESTS, ADD_TESTS]) == [1.0, 0.5]
+            os.write(write, b"1" if ok and box.zygote_pid != parent_zygote else b"0")
+            box.close()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and status == 0
+    assert reward([ADD], tests=[ADD_TESTS]) == [1.0]  # the parent's sandbox is untouched
