@@ -52,10 +52,23 @@ def run_ours(args, model_dir: str, out_dir: str) -> dict:
     from rlenv.train import GRPOConfig, train
 
     config = GRPOConfig(
-        policy=model_dir, env_id="rlenv/Countdown-v0", run_dir=out_dir, seed=args.seed, steps=args.steps,
-        prompts_per_step=args.prompts, num_generations=args.G, max_new_tokens=args.max_new_tokens,
-        micro_batch_size=args.prompts * args.G, loss_type="dapo", beta=0.0, lr=1e-5, stop_strings=(),
-        temperature=1.0, progress=False, tensorboard=False, device="cpu",
+        policy=model_dir,
+        env_id="rlenv/Countdown-v0",
+        run_dir=out_dir,
+        seed=args.seed,
+        steps=args.steps,
+        prompts_per_step=args.prompts,
+        num_generations=args.G,
+        max_new_tokens=args.max_new_tokens,
+        micro_batch_size=args.prompts * args.G,
+        loss_type="dapo",
+        beta=0.0,
+        lr=1e-5,
+        stop_strings=(),
+        temperature=1.0,
+        progress=False,
+        tensorboard=False,
+        device="cpu",
     )
     train(config)
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
@@ -63,8 +76,12 @@ def run_ours(args, model_dir: str, out_dir: str) -> dict:
     step = [r["perf/step_s"] for r in records]
     gen = [r["perf/generate_s"] for r in records]
     rollout = [r["perf/rollout_s"] for r in records]
-    return {"step": step, "generate": gen, "rollout_other": [r - g for r, g in zip(rollout, gen, strict=True)],
-            "train": [r["perf/train_s"] for r in records]}
+    return {
+        "step": step,
+        "generate": gen,
+        "rollout_other": [r - g for r, g in zip(rollout, gen, strict=True)],
+        "train": [r["perf/train_s"] for r in records],
+    }
 
 
 def run_trl(args, config, weights, out_dir: str) -> dict:
@@ -103,15 +120,33 @@ def run_trl(args, config, weights, out_dir: str) -> dict:
             timings["step"].append(time.perf_counter() - self.started)
 
     trl_args = GRPOConfig(
-        output_dir=out_dir, per_device_train_batch_size=args.prompts * args.G, num_generations=args.G,
-        gradient_accumulation_steps=1, max_completion_length=args.max_new_tokens, max_steps=args.steps,
-        learning_rate=1e-5, beta=0.0, loss_type="dapo", epsilon=0.2, epsilon_high=0.28, temperature=1.0,
-        logging_steps=1, report_to="none", save_strategy="no", use_cpu=True, seed=args.seed,
-        dataloader_num_workers=0, shuffle_dataset=False,
+        output_dir=out_dir,
+        per_device_train_batch_size=args.prompts * args.G,
+        num_generations=args.G,
+        gradient_accumulation_steps=1,
+        max_completion_length=args.max_new_tokens,
+        max_steps=args.steps,
+        learning_rate=1e-5,
+        beta=0.0,
+        loss_type="dapo",
+        epsilon=0.2,
+        epsilon_high=0.28,
+        temperature=1.0,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=args.seed,
+        dataloader_num_workers=0,
+        shuffle_dataset=False,
     )
     trainer = GRPOTrainer(
-        model=model, reward_funcs=env_reward, args=trl_args, train_dataset=data,
-        processing_class=to_hf_tokenizer(), callbacks=[ExpertBiasCallback(), StepTimer()],
+        model=model,
+        reward_funcs=env_reward,
+        args=trl_args,
+        train_dataset=data,
+        processing_class=to_hf_tokenizer(),
+        callbacks=[ExpertBiasCallback(), StepTimer()],
     )
     real_rollout = trainer._generate_and_score_completions
 
@@ -124,14 +159,20 @@ def run_trl(args, config, weights, out_dir: str) -> dict:
     trainer._generate_and_score_completions = timed_rollout
     trainer.train()
     step, gen, rollout = timings["step"][1:], timings["generate"][1:], timings["rollout"][1:]
-    return {"step": step, "generate": gen, "rollout_other": [r - g for r, g in zip(rollout, gen, strict=True)],
-            "train": [s - r for s, r in zip(step, rollout, strict=True)]}
+    return {
+        "step": step,
+        "generate": gen,
+        "rollout_other": [r - g for r, g in zip(rollout, gen, strict=True)],
+        "train": [s - r for s, r in zip(step, rollout, strict=True)],
+    }
 
 
 def _row(name: str, t: dict, completions: int) -> str:
     med = {k: statistics.median(v) for k, v in t.items()}
     total = med["step"]
-    split = " ".join(f"{k} {med[k]:6.2f}s ({100 * med[k] / total:3.0f}%)" for k in ("generate", "rollout_other", "train"))
+    split = " ".join(
+        f"{k} {med[k]:6.2f}s ({100 * med[k] / total:3.0f}%)" for k in ("generate", "rollout_other", "train")
+    )
     return f"{name:<14} step {total:6.2f}s  {completions / total:7.1f} completions/s | {split}"
 
 
@@ -151,8 +192,10 @@ def main() -> int:
     hf_logging.disable_progress_bar()
     config, weights = _policy_weights(1024, args.seed)
     completions = args.prompts * args.G
-    print(f"GRPO step: {args.prompts} prompts x G={args.G}, max_new_tokens={args.max_new_tokens}, "
-          f"tiny bundled MoE policy, Countdown r1zero prompts, torch threads={torch.get_num_threads()}")
+    print(
+        f"GRPO step: {args.prompts} prompts x G={args.G}, max_new_tokens={args.max_new_tokens}, "
+        f"tiny bundled MoE policy, Countdown r1zero prompts, torch threads={torch.get_num_threads()}"
+    )
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         from policies import Transformer
