@@ -106,8 +106,14 @@ def _pow(base: Exact, exp: Exact) -> Exact:
     return result
 
 
-def _root(base: Exact, e: Fraction) -> Exact:
-    """``base ** (p/q)`` when ``base`` is a non-negative rational perfect ``q``-th power."""
+def _root(base: Exact, e: Fraction, real_odd: bool = False) -> Exact:
+    """``base ** (p/q)`` when ``base`` is a rational perfect ``q``-th power.
+
+    With ``real_odd`` (the radical ``\\sqrt[3]{-8}``), an odd root of a negative number is the real one.
+    """
+    if real_odd and base[1] == 0 and base[0] < 0 and e.denominator % 2 == 1:
+        positive = _root((-base[0], _ZERO), e)
+        return (-positive[0], _ZERO)
     if base[1] != 0 or base[0] < 0 or e.denominator > 64:
         raise NotExact("irrational root")
     q = e.denominator
@@ -161,7 +167,7 @@ def exact(node: Node) -> Exact:  # noqa: C901 - a flat dispatch over node kinds
         n = _real_int(exact(node[2]), "root index")
         if n <= 0 or n > 64:
             raise NotExact("root index")
-        return _root(exact(node[1]), Fraction(1, n))
+        return _root(exact(node[1]), Fraction(1, n), real_odd=True)
     if tag == "pct":
         v = exact(node[1])
         return (v[0] / 100, v[1] / 100)
@@ -226,7 +232,7 @@ def numeric(node: Node, env: dict[str, complex]) -> complex:  # noqa: C901 - fla
         if tag == "sym":
             return env[node[1]]
         if tag == "neg":
-            return -numeric(node[1], env)
+            return 0j - numeric(node[1], env)  # not -z: -(8+0j) has imaginary part -0.0, the other branch
         if tag == "add":
             return sum((numeric(c, env) for c in node[1]), 0j)
         if tag == "mul":
@@ -236,7 +242,7 @@ def numeric(node: Node, env: dict[str, complex]) -> complex:  # noqa: C901 - fla
         if tag == "pow":
             return _numeric_pow(numeric(node[1], env), numeric(node[2], env))
         if tag == "root":
-            return _numeric_pow(numeric(node[1], env), 1 / numeric(node[2], env))
+            return _numeric_root(numeric(node[1], env), numeric(node[2], env))
         if tag == "pct":
             return numeric(node[1], env) / 100
         if tag == "abs":
@@ -253,15 +259,21 @@ def numeric(node: Node, env: dict[str, complex]) -> complex:  # noqa: C901 - fla
 
 
 def _numeric_pow(base: complex, exp: complex) -> complex:
+    base = complex(base.real, base.imag + 0.0)  # -0.0 -> 0.0: stay on the principal branch
     if abs(exp) > MAX_EXPONENT:
         raise TooLarge("exponent")
     if exp.imag == 0 and exp.real == int(exp.real) and base.imag == 0:
         return complex(base.real ** int(exp.real))
     if base.imag == 0 and base.real >= 0 and exp.imag == 0:
         return complex(base.real**exp.real)
-    if base.imag == 0 and base.real < 0 and exp.imag == 0 and (1 / exp.real) % 2 == 1:
-        return complex(-((-base.real) ** exp.real))  # real odd root of a negative number
     return base**exp
+
+
+def _numeric_root(base: complex, index: complex) -> complex:
+    """The radical ``\\sqrt[n]{base}``: real for an odd ``n`` and a negative real ``base``."""
+    if base.imag == 0 and base.real < 0 and index.imag == 0 and index.real % 2 == 1:
+        return complex(-((-base.real) ** (1 / index.real)))
+    return _numeric_pow(base, 1 / index)
 
 
 def _numeric_func(node: Node, env: dict[str, complex]) -> complex:

@@ -47,6 +47,7 @@ _SUBS = [
     (re.compile(r"\\\$|\$"), ""),
     (re.compile(r"\{,\}|\\,|\\!|\\;|\\:|\\ |~"), " "),
     (re.compile(r"\s{0,8}\bpercent\b"), "%"),
+    (re.compile(r"(?i)\ball real numbers\b|\ball reals\b"), r"\\R "),
     (re.compile(r"(?<![\d.])(\d+)\s+(\d+)/(\d+)(?![\d./])"), r"\1\\frac{\2}{\3}"),  # "3 1/2" mixed
 ]
 _UNIT_POWER = re.compile(r"(\\word\{[^}]*\})\s*\^\s*(?:\{\s*\d\s*\}|\d)")  # cm^2: the power is the unit's

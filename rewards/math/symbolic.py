@@ -97,7 +97,10 @@ def to_sympy(node: Node) -> Any:  # noqa: C901 - a flat dispatch over node kinds
         return sp.Pow(to_sympy(node[1]), to_sympy(node[2]))
     if tag == "root":
         _bounded_exponent(node[2])
-        return sp.root(to_sympy(node[1]), to_sympy(node[2]))
+        arg, index = to_sympy(node[1]), to_sympy(node[2])
+        if index.is_Integer and index % 2 == 1 and arg.is_negative:
+            return -sp.root(-arg, index)  # \\sqrt[3]{-8} = -2, the real root
+        return sp.root(arg, index)
     if tag == "pct":
         return to_sympy(node[1]) / 100
     if tag == "func":

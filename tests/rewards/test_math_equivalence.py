@@ -80,6 +80,9 @@ SAME = [
     ("\\begin{pmatrix} 1 \\\\ 2 \\\\ 3 \\end{pmatrix}", "[1, 2, 3]"),  # plain-text vector
     ("[2,5)", "\\{x \\mid 2 \\le x < 5\\}"),  # set-builder notation
     ("0.001", "10⁻³"),  # unicode superscript exponent
+    ("-2", "\\sqrt[3]{-8}"),  # a radical of odd index is the real root
+    ("1+\\sqrt{3}i", "(-8)^{1/3}"),  # a fractional power is the principal one
+    ("(-\\infty,\\infty)", "all real numbers"),  # spelled set of reals
     # base subscripts
     ("204_5", "204_{5}"),  # braced subscript
     ("204_5", "204"),  # digits in the asked base
