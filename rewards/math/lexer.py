@@ -94,6 +94,10 @@ _SIMPLE_OPS = {
 }  # fmt: skip
 _DIGITS = frozenset("0123456789")  # ASCII only: str.isdigit() also accepts "²" and "٣"
 _NEGATIONS = frozenset({"not", "except", "neither", "nor", "isn't", "cannot", "never"})
+_UNICODE_GREEK = {
+    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "θ": "theta", "λ": "lambda",
+    "μ": "mu", "φ": "phi", "ψ": "psi", "ω": "omega", "Δ": "Delta", "Θ": "Theta", "Φ": "Phi", "Ω": "Omega",
+}  # fmt: skip
 _SUPERSCRIPTS = {"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7", "⁸": "8",
                  "⁹": "9", "⁻": "-"}
 _TWO_CHAR_OPS = {"**": "^", "<=": "<=", ">=": ">=", "!=": "!=", "=<": "<=", "=>": ">="}
@@ -206,6 +210,9 @@ def tokenize(text: str) -> list[Token]:
             pos = _command(m.group(1), text, m.end(), out)
         elif ch in _SUPERSCRIPTS:
             pos = _superscript(text, pos, out)
+        elif ch in _UNICODE_GREEK:
+            out.append(Token("SYM", _UNICODE_GREEK[ch]))
+            pos += 1
         elif text[pos : pos + 2] in _TWO_CHAR_OPS:
             out.append(Token("OP", _TWO_CHAR_OPS[text[pos : pos + 2]]))
             pos += 2

@@ -83,6 +83,7 @@ SAME = [
     ("-2", "\\sqrt[3]{-8}"),  # a radical of odd index is the real root
     ("1+\\sqrt{3}i", "(-8)^{1/3}"),  # a fractional power is the principal one
     ("(-\\infty,\\infty)", "all real numbers"),  # spelled set of reals
+    ("2\\alpha", "2α"),  # unicode Greek letter
     # base subscripts
     ("204_5", "204_{5}"),  # braced subscript
     ("204_5", "204"),  # digits in the asked base
