@@ -1,7 +1,7 @@
 """HumanEval in the sandbox: canonical solutions pass; the same programs with `return None` bodies fail.
 
-Reads ``humaneval.jsonl.gz`` from ``$RLENV_DATA`` or ``../shared/data`` (skipped when absent). The default run
-checks an evenly spaced sample of 24 problems; ``-m slow`` checks all 164.
+Reads ``humaneval.jsonl.gz`` from ``$RLENV_DATA`` or ``../shared/data`` (skipped when absent). All 164
+problems, twice (canonical and stubbed), take a few seconds on 2 cores.
 """
 
 import ast
@@ -52,12 +52,6 @@ def _check(rows):
     assert passed == []
 
 
-def test_humaneval_sample():
-    rows = _rows()
-    _check(rows[:: len(rows) // 24][:24])
-
-
-@pytest.mark.slow
 def test_humaneval_all_164():
     rows = _rows()
     assert len(rows) == 164
