@@ -10,6 +10,7 @@ from policies.generate import GenerationOutput, generate, left_pad, stack_routin
 from policies.io import count_parameters, load_model, save_model
 from policies.model import Transformer, TransformerOutput
 from policies.mtp import mtp_loss
+from policies.speculative import SpeculativeOutput, speculative_generate
 from policies.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "GenerationOutput",
     "KVCache",
     "ModelConfig",
+    "SpeculativeOutput",
     "Tokenizer",
     "Transformer",
     "TransformerOutput",
@@ -27,6 +29,7 @@ __all__ = [
     "load_model",
     "mtp_loss",
     "save_model",
+    "speculative_generate",
     "stack_routing",
 ]
 
