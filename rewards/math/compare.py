@@ -240,12 +240,21 @@ def _scalar(g: Node, p: Node, cmp: Comparator) -> Tri:
 
 
 def _base_equal(g: Node, p: Node) -> bool:
-    """``204_5``: the digits must match (the base, when the prediction writes one, too)."""
-    digits_g, base_g = (g[1], g[2]) if g[0] == "base" else (g[1] if g[0] == "num" else None, None)
-    digits_p, base_p = (p[1], p[2]) if p[0] == "base" else (p[1] if p[0] == "num" else None, None)
-    if digits_g is None or digits_p is None or digits_g.lstrip("0") != digits_p.lstrip("0"):
-        return False
-    return base_g is None or base_p is None or base_g == base_p
+    """``204_5``: a prediction without a base must show the gold's digits (it answers in the asked base); a
+    prediction with a base must name the same number (``40_9`` is 36, not the decimal gold 40)."""
+    if g[0] == "base" and p[0] == "base":
+        return g[1].lstrip("0") == p[1].lstrip("0") and g[2] == p[2]
+    if g[0] == "base":
+        return p[0] == "num" and p[1].lstrip("0") == g[1].lstrip("0")
+    value_p = _base_value(p[1], p[2])
+    return value_p is not None and g[0] == "num" and g[1].isdigit() and int(g[1]) == value_p
+
+
+def _base_value(digits: str, base: str) -> int | None:
+    try:
+        return int(digits, int(base)) if base.isdigit() and 2 <= int(base) <= 36 else None
+    except ValueError:
+        return None
 
 
 def equivalent(gold: Node, pred: Node, cmp: Comparator) -> Tri:

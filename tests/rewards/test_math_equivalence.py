@@ -87,6 +87,7 @@ SAME = [
     # base subscripts
     ("204_5", "204_{5}"),  # braced subscript
     ("204_5", "204"),  # digits in the asked base
+    ("11", "1011_2"),  # a numeral in another base naming the decimal gold
     ("5", "5 = x"),  # solved variable on the right
     ("\\text{No}", "No"),  # a yes/no answer
     ("(-\\infty, -3) \\cup (-3, \\infty)", "x \\neq -3"),  # all reals but one point
@@ -115,6 +116,8 @@ DIFFERENT = [
     ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
      "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"),  # the transpose
     ("204_5", "204_6"),  # another base
+    ("40", "40_9"),  # 40 in base 9 is 36, not the decimal gold
+    ("204_5", "54"),  # the decimal value where the base-5 numeral was asked
     ("\\text{(B)}", "C"),  # another letter
     ("4", "4 or 5"),  # hedge
     ("4", ""),  # empty
