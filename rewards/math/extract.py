@@ -10,7 +10,9 @@ Key idea: read the completion the way a grader does, in order of authority:
 3. else the last declared final answer: GSM8K ``#### N``, ``A: N``, "The (final) answer is …",
    "Final Answer: The final answer is $…$", "**Answer:** …";
 4. else the math (``$…$``, ``\\(…\\)``, ``\\[…\\]``) of the last sentence that has any, as a reader
-   takes "… so the area is $\\frac{11}{2}$. Hope this helps!".
+   takes "… so the area is $\\frac{11}{2}$. Hope this helps!";
+5. else, when the whole response after the thinking is one short line of math without words (``18``,
+   ``x = 5``), that line.
 
 Everything inside ``<think>…</think>`` is ignored; an unclosed ``<think>`` runs to the end (a truncated
 completion has no answer) unless an ``<answer>`` block follows it; text before a lone ``</think>`` is thinking
@@ -46,6 +48,9 @@ _DECLARED = [
 ]
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$([^$]+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
 _MAX_TAIL_CHARS = 4_000
+_BARE = re.compile(r"[^\n]{1,64}")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+_COMMAND = re.compile(r"\\[A-Za-z]+")
 _ANSWER_WORD = re.compile(r"(?i)\banswer\b|^A:|####")
 _MATHISH = re.compile(r"[\d\\$]")
 _MAX_BOXES = 64  # only the last boxes count; bounds the work on box spam
@@ -177,10 +182,13 @@ def _final(region: str, whole: bool) -> str | None:
     declared = _declared(region)
     if declared is not None:
         return declared
-    if not whole:
-        return _last_math(region)
     region = region.strip()
-    return region or None
+    if whole:
+        return region or None
+    math = _last_math(region)
+    if math is None and _BARE.fullmatch(region) and not _WORD.search(_COMMAND.sub("", region)):
+        return region  # the whole response is one short expression ("18", "x = 5", "\\frac{1}{2}")
+    return math
 
 
 def extract_answer(text: str) -> str | None:

@@ -48,6 +48,11 @@ EXTRACT = [
     ("So the area is $\\frac{11}{2}$.", "\\frac{11}{2}"),  # math of the last sentence
     ("So the area is \\(6\\). Hope this helps!", "6"),  # pleasantry afterwards
     ("The area is 6.", None),  # no math mode, no declaration: no answer
+    # --- a bare one-line response ----------------------------------------------------------------------
+    ("<think>a</think>\n\n18", "18"),  # the whole response is the number
+    ("<think>a</think> x = 5 ", "x = 5"),  # an equation
+    ("<think>a</think>Hmm.", None),  # a word is not an answer
+    ("18\n19", None),  # two lines are not one answer
     ("", None),  # empty completion
 ]
 

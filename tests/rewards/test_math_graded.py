@@ -354,6 +354,9 @@ MORE_CASES = [
     ("2,3", f"{T}The roots are $\\boxed{{2}}$ and $\\boxed{{3}}$, i.e. $\\boxed{{2, 3}}$.", 1.0),  # twice
     ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", a("[[1, 2], [3, 4]]"), 1.0),  # plain-text matrix
     ("[2,5)", a("\\{x \\mid 2 \\le x < 5\\}"), 1.0),  # set-builder notation
+    (GSM.format(18), f"{T}\n18", 1.0),  # no tags, but the whole response is the number
+    (GSM.format(18), f"{T}\n17", 0.0),  # ... a wrong one
+    (GSM.format(18), f"{T}\nShe makes 18 dollars a day.", 0.0),  # prose without a declared answer (strict)
 ]
 CASES += MORE_CASES
 
