@@ -12,7 +12,8 @@ Key idea: read the completion the way a grader does, in order of authority:
 4. else the math (``$…$``, ``\\(…\\)``, ``\\[…\\]``) of the last sentence that has any, as a reader
    takes "… so the area is $\\frac{11}{2}$. Hope this helps!";
 5. else, when the whole response after the thinking is one short line of math without words (``18``,
-   ``x = 5``), that line.
+   ``x = 5``), that line; else the single number of a complete closing sentence ("Therefore, there are 10
+   apples."; a response that stops mid-sentence is truncated and has none).
 
 Everything inside ``<think>…</think>`` is ignored; an unclosed ``<think>`` runs to the end (a truncated
 completion has no answer) unless an ``<answer>`` block follows it; text before a lone ``</think>`` is thinking
@@ -22,8 +23,8 @@ completion has no answer) unless an ``<answer>`` block follows it; text before a
 References: Math-Verify's extraction targets (huggingface/Math-Verify), DeepSeek-R1's answer tags, the
 GSM8K and MATH answer conventions (Cobbe et al. 2021; Hendrycks et al. 2021).
 
-Left out on purpose: no "last number in the text" fallback — a completion that never states an answer
-(no box, no declaration, no math mode) is wrong, not guessed at.
+Left out on purpose: no "last number in the text" fallback — a closing sentence with several numbers, or a
+response cut off mid-sentence, has no answer rather than a guessed one.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ _DECLARED = [
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$([^$]+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
 _MAX_TAIL_CHARS = 4_000
 _BARE = re.compile(r"[^\n]{1,64}")
-_WORD = re.compile(r"[A-Za-z]{3,}")
+_WORD = re.compile(r"[A-Za-z]{2,}")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
+_COMPLETE = re.compile(r"[\w)%$][.!](?:\*\*)?\s*$")
+_NUMBER = re.compile(r"(?<![\w.,])-?\\?\$?\d[\d,]*(?:\.\d+)?%?(?![\w,]|\.\d)")
 _ANSWER_WORD = re.compile(r"(?i)\banswer\b|^A:|####")
 _MATHISH = re.compile(r"[\d\\$]")
 _MAX_BOXES = 64  # only the last boxes count; bounds the work on box spam
@@ -188,7 +191,17 @@ def _final(region: str, whole: bool) -> str | None:
     math = _last_math(region)
     if math is None and _BARE.fullmatch(region) and not _WORD.search(_COMMAND.sub("", region)):
         return region  # the whole response is one short expression ("18", "x = 5", "\\frac{1}{2}")
-    return math
+    return math if math is not None else _closing_number(region)
+
+
+def _closing_number(region: str) -> str | None:
+    """The one number of a complete closing sentence ("Therefore, there are 10 apples.")."""
+    tail = region[-_MAX_TAIL_CHARS:]
+    if not _COMPLETE.search(tail):
+        return None  # the response stops mid-sentence: truncated, no answer
+    sentence = re.split(r"(?<=[.!?])\s+", tail)[-1]
+    numbers = _NUMBER.findall(sentence)
+    return numbers[0] if len(numbers) == 1 else None
 
 
 def extract_answer(text: str) -> str | None:

@@ -47,7 +47,9 @@ EXTRACT = [
     # --- closing sentence math -------------------------------------------------------------------------
     ("So the area is $\\frac{11}{2}$.", "\\frac{11}{2}"),  # math of the last sentence
     ("So the area is \\(6\\). Hope this helps!", "6"),  # pleasantry afterwards
-    ("The area is 6.", None),  # no math mode, no declaration: no answer
+    ("The area is 6.", "6"),  # the one number of a complete closing sentence
+    ("The area is 6", None),  # no closing punctuation: possibly truncated, no answer
+    ("So 2 + 4 = 6 in total.", None),  # several numbers in the closing sentence: no single answer
     # --- a bare one-line response ----------------------------------------------------------------------
     ("<think>a</think>\n\n18", "18"),  # the whole response is the number
     ("<think>a</think> x = 5 ", "x = 5"),  # an equation

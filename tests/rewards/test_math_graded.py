@@ -74,7 +74,7 @@ CASES = [
     # --- GSM8K model-solution style (A: N), no tags ---------------------------------------------------
     (GSM.format(26), "She has 13 eggs left\nShe makes 13 * 2 = $<<13*2=26>>26\nA: 26", 1.0),  # A: N
     (GSM.format(26), "She has 13 eggs left\nShe makes 13 * 2 = $<<13*2=26>>26\nA: 27", 0.0),  # wrong A: N
-    (GSM.format(26), "She makes 13 * 2 = 26 dollars", 0.0),  # no declared answer at all
+    (GSM.format(26), "She makes 13 * 2 = 26 dollars", 0.0),  # nothing declared, several numbers, no period
     (GSM.format(26), "She makes 26 dollars.\n#### 26", 1.0),  # GSM8K #### N
     (GSM.format(26), "The answer is 26.", 1.0),  # declared sentence
     (GSM.format(26), "Final Answer: The final answer is $26$. I hope it is correct.", 1.0),  # Minerva format
@@ -228,7 +228,8 @@ CASES = [
     ("\\frac{11}{2}", "<think>11/2</think>\n\nThe area is $\\frac{11}{2}$.\n\nLet me know if you want more.",
      1.0),  # a closing pleasantry paragraph does not hide the stated result
     ("\\frac{11}{2}", "<think>11/2</think>\n\nSo the area is $5$ or $\\frac{11}{2}$.", 0.0),  # hedge
-    ("\\frac{11}{2}", "<think>11/2</think>\n\nThe area is 11/2", 0.0),  # no math mode, no declaration
+    ("\\frac{11}{2}", "<think>11/2</think>\n\nThe area is 11/2", 0.0),  # no math mode, no declaration, no
+    # closing punctuation (the response may be cut off)
     ("\\frac{11}{2}", ds("...", "The answer is $\\frac{11}{2}$."), 1.0),  # declared
     ("\\frac{11}{2}", ds("...", "$\\boxed{\\frac{11}{2}}$ and $\\boxed{\\frac{11}{2}}$"), 1.0),  # twice
     ("\\frac{11}{2}", ds("...", "\\boxed{x=\\frac{11}{2}}"), 1.0),  # equation in the box
@@ -294,7 +295,7 @@ MORE_CASES = [
     ("10", f"{T}\nThe answer is **10**.", 1.0),  # bold value
     ("10", f"{T}\nThe answer is: **10**", 1.0),  # colon and bold
     ("10", f"{T}\nSo the final answer is 10.", 1.0),  # sentence
-    ("10", f"{T}\nTherefore, there are 10 apples.", 0.0),  # no declaration, no box, no math mode
+    ("10", f"{T}\nTherefore, there are 10 apples.", 1.0),  # the one number of the closing sentence
     ("\\frac{1}{6}", a("1/6 ≈ 0.1667"), 1.0),  # exact value then its approximation
     ("\\frac{1}{6}", a("\\frac{1}{6} \\approx 0.167"), 1.0),  # LaTeX approximation
     ("\\frac{1}{6}", a("\\approx 0.167"), 0.0),  # only an approximation
@@ -356,7 +357,9 @@ MORE_CASES = [
     ("[2,5)", a("\\{x \\mid 2 \\le x < 5\\}"), 1.0),  # set-builder notation
     (GSM.format(18), f"{T}\n18", 1.0),  # no tags, but the whole response is the number
     (GSM.format(18), f"{T}\n17", 0.0),  # ... a wrong one
-    (GSM.format(18), f"{T}\nShe makes 18 dollars a day.", 0.0),  # prose without a declared answer (strict)
+    (GSM.format(18), f"{T}\nShe makes 18 dollars a day.", 1.0),  # stated in the closing sentence
+    (GSM.format(18), f"{T}\nShe makes 18 dollars a day, or maybe 20.", 0.0),  # hedged closing sentence
+    (GSM.format(18), f"{T}\nSo far she has made 18 dollars and then", 0.0),  # cut off mid-sentence
 ]
 CASES += MORE_CASES
 
