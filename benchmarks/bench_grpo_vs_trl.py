@@ -15,7 +15,9 @@ Usage::
     python benchmarks/bench_grpo_vs_trl.py                 # about 3-5 minutes on 2 shared CPU cores
     python benchmarks/bench_grpo_vs_trl.py --steps 4 --max-new-tokens 16   # quicker
 
-Machines are shared and noisy: read the ratio, not the absolute figures.
+Machines are shared and noisy: read the ratio, not the absolute figures. Both trainers run in one process
+with the same number of torch threads (``--threads``, default 1: on a loaded 2-core machine more threads
+mostly measure oversubscription).
 """
 
 from __future__ import annotations
@@ -184,7 +186,11 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["ours", "trl"], default=None, help="run one side only")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads for both (1 avoids oversubscribing shared CPUs)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     from transformers.utils import logging as hf_logging
 
