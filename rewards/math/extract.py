@@ -54,6 +54,7 @@ _WORD = re.compile(r"[A-Za-z]{2,}")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _COMPLETE = re.compile(r"[\w)%$][.!](?:\*\*)?\s*$")
 _NUMBER = re.compile(r"(?<![\w.,])-?\\?\$?\d[\d,]*(?:\.\d+)?%?(?![\w,]|\.\d)")
+_STEP = re.compile(r"\W*(?:first|next|then|now|step|let|we start|to start|to begin|begin)\b", re.I)
 _ANSWER_WORD = re.compile(r"(?i)\banswer\b|^A:|####")
 _MATHISH = re.compile(r"[\d\\$]")
 _MAX_BOXES = 64  # only the last boxes count; bounds the work on box spam
@@ -200,6 +201,8 @@ def _closing_number(region: str) -> str | None:
     if not _COMPLETE.search(tail):
         return None  # the response stops mid-sentence: truncated, no answer
     sentence = re.split(r"(?<=[.!?])\s+", tail)[-1]
+    if _STEP.match(sentence):
+        return None  # "First, we find 12 eggs." opens a derivation that was cut off, it does not close one
     numbers = _NUMBER.findall(sentence)
     return numbers[0] if len(numbers) == 1 else None
 

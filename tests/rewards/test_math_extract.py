@@ -50,6 +50,7 @@ EXTRACT = [
     ("The area is 6.", "6"),  # the one number of a complete closing sentence
     ("The area is 6", None),  # no closing punctuation: possibly truncated, no answer
     ("So 2 + 4 = 6 in total.", None),  # several numbers in the closing sentence: no single answer
+    ("<think>a</think>First, we find that there are 12 eggs.", None),  # a first step, then cut off
     # --- a bare one-line response ----------------------------------------------------------------------
     ("<think>a</think>\n\n18", "18"),  # the whole response is the number
     ("<think>a</think> x = 5 ", "x = 5"),  # an equation
