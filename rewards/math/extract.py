@@ -55,6 +55,8 @@ _COMMAND = re.compile(r"\\[A-Za-z]+")
 _COMPLETE = re.compile(r"[\w)%$][.!](?:\*\*)?\s*$")
 _NUMBER = re.compile(r"(?<![\w.,])-?\\?\$?\d[\d,]*(?:\.\d+)?%?(?![\w,]|\.\d)")
 _STEP = re.compile(r"\W*(?:first|next|then|now|step|let|we start|to start|to begin|begin)\b", re.I)
+# text that cannot end a sentence: the response was cut off
+_CUT_OFF = re.compile(r"(?i)[,;(+\-*/=]$|\b(?:the|an?|we|is|are|and|or|of|to|then|so|that|which|for|by|in)$")
 _ANSWER_WORD = re.compile(r"(?i)\banswer\b|^A:|####")
 _MATHISH = re.compile(r"[\d\\$]")
 _MAX_BOXES = 64  # only the last boxes count; bounds the work on box spam
@@ -171,11 +173,13 @@ def _last_math(region: str) -> str | None:
         spans.append(next(g for g in m.groups() if g is not None))
         return f"\x00{len(spans) - 1}\x00"
 
-    masked = _MATH_SPAN.sub(mask, paragraph)
-    for sentence in reversed(re.split(r"[.!?:](?:\s|$)", masked.strip())):
+    masked = _MATH_SPAN.sub(mask, paragraph).strip()
+    if _CUT_OFF.search(masked):
+        return None  # the response stops mid-sentence (truncated): what it was about to conclude is unknown
+    for sentence in reversed(re.split(r"[.!?:](?:\s|$)", masked)):
         found = [spans[int(i)] for i in re.findall(r"\x00(\d+)\x00", sentence)]
         if found:
-            return _join(found)
+            return None if _STEP.match(sentence) else _join(found)
     return None
 
 

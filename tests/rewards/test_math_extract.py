@@ -47,6 +47,10 @@ EXTRACT = [
     # --- closing sentence math -------------------------------------------------------------------------
     ("So the area is $\\frac{11}{2}$.", "\\frac{11}{2}"),  # math of the last sentence
     ("So the area is \\(6\\). Hope this helps!", "6"),  # pleasantry afterwards
+    ("Thus $x = 3$", "x = 3"),  # ends in math mode
+    ("The total is $18$ dollars", "18"),  # no final period, but a complete statement
+    ("We get $3 + 4 = 7$. Then we", None),  # cut off mid-sentence
+    ("First, we compute $3 + 4 = 7$.", None),  # a first step is not a conclusion
     ("The area is 6.", "6"),  # the one number of a complete closing sentence
     ("The area is 6", None),  # no closing punctuation: possibly truncated, no answer
     ("So 2 + 4 = 6 in total.", None),  # several numbers in the closing sentence: no single answer
