@@ -70,7 +70,7 @@ class Run:
                 keep=self.config.keep_checkpoints,
             )
         barrier()
-        if self.checkpoint is None:
+        if not self.dist.is_main:
             self.checkpoint = latest_checkpoint(self.config.run_dir)
         return self.checkpoint
 
