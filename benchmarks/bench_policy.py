@@ -244,7 +244,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and training steps")
     parser.add_argument("--train-steps", type=int, default=400, help="MTP training steps before row 4")
     parser.add_argument("--batch", type=int, default=8, help="decode batch size")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for this size)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 5
     train_steps = min(args.train_steps, 150) if args.quick else args.train_steps
     torch.manual_seed(0)

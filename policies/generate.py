@@ -249,7 +249,7 @@ class _Decoder:
         checked = [0] * self.tokens.shape[0]
         for step in range(self.max_new):
             sample_logp, report_logp = sampling_logprobs(logits, temperature, top_p, top_k)  # (b, V)
-            nxt = sample_from(sample_logp, generator)  # (b,)
+            nxt = sample_logp.argmax(-1) if temperature == 0 else sample_from(sample_logp, generator)  # (b,)
             live = ~self.done[self.rows]  # (b,) rows still generating (finished ones may linger in the batch)
             self.out_ids[self.rows, step] = nxt
             self.out_logp[self.rows, step] = report_logp.gather(1, nxt[:, None]).squeeze(1)

@@ -67,6 +67,11 @@ def _verify(
 ) -> tuple[torch.Tensor, ...]:
     """Accept/reject each row's draft; returns accept (B,), first, second tokens and their log-probs."""
     p_logp, report = sampling_logprobs(logits, *knobs)  # (B, 2, V) each
+    if knobs[0] == 0:  # greedy: p and q are one-hot, so acceptance is an equality test
+        first, second = p_logp.argmax(-1).unbind(1)  # (B,), (B,)
+        lp_first = report[:, 0].gather(1, first[:, None]).squeeze(1)
+        lp_second = report[:, 1].gather(1, second[:, None]).squeeze(1)
+        return first == draft, first, second, lp_first, lp_second
     p_d = p_logp[:, 0].gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
     q_d = draft_logp.gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
     u = torch.rand(p_d.shape, generator=generator, device=p_d.device, dtype=p_d.dtype)  # (B,)
@@ -159,7 +164,7 @@ def _run(
     out = model(tokens, attention_mask=mask, cache=cache, return_aux=True, with_mtp=False)
     cache.advance()
     sample_logp, report = sampling_logprobs(out.logits[:, -1], *knobs)  # (B, V)
-    last = sample_from(sample_logp, generator)  # (B,)
+    last = sample_logp.argmax(-1) if knobs[0] == 0 else sample_from(sample_logp, generator)  # (B,)
     out_ids[:, 0], out_lp[:, 0], n_out[:] = last, report.gather(1, last[:, None]).squeeze(1), 1
     done |= torch.isin(last, stop_ids)
     next_tokens = torch.cat([tokens[:, 1:], last[:, None]], dim=1)  # (B, P)
@@ -169,7 +174,7 @@ def _run(
     two = torch.ones(batch, 2, dtype=torch.bool, device=dev)
     while bool((live := ~done & (n_out < max_new)).any()):
         draft_logp, _ = sampling_logprobs(draft_logits, *knobs)  # (B, V)
-        draft = sample_from(draft_logp, generator)  # (B,)
+        draft = draft_logp.argmax(-1) if knobs[0] == 0 else sample_from(draft_logp, generator)  # (B,)
         out = model(torch.stack([last, draft], dim=1), cache=cache, return_aux=True, with_mtp=False)
         steps += 1
         accept, first, second, lp1, lp2 = _verify(out.logits, draft, draft_logp, knobs, generator)
