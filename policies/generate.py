@@ -70,7 +70,14 @@ def left_pad(
 
 
 def new_cache(model: Transformer, batch: int, max_len: int, n_layers: int | None = None) -> KVCache:
-    """An empty latent cache sized for ``model`` (``n_layers`` defaults to the main model's)."""
+    """An empty latent cache sized for ``model`` (``n_layers`` defaults to the main model's).
+
+    Example:
+        >>> from policies.config import ModelConfig
+        >>> cache = new_cache(Transformer(ModelConfig.tiny()), batch=2, max_len=16)
+        >>> len(cache.c_kv), tuple(cache.c_kv[0].shape)
+        (2, (2, 16, 16))
+    """
     cfg, weight = model.config, model.embed.weight
     return KVCache(
         n_layers=cfg.n_layers if n_layers is None else n_layers,

@@ -47,6 +47,15 @@ def load_model(
 
     Raises:
         ValueError: The directory lacks ``config.json`` or ``model.safetensors``.
+
+    Example:
+        >>> import tempfile
+        >>> model = Transformer(ModelConfig.tiny())
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     loaded = load_model(save_model(model, d))
+        >>> tokens = torch.tensor([[1, 2, 3]])
+        >>> torch.equal(loaded(tokens), model(tokens))
+        True
     """
     path = pathlib.Path(directory)
     if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():

@@ -232,7 +232,13 @@ class Transformer(nn.Module):
             speed: gamma; defaults to ``config.bias_update_speed``.
 
         Returns:
-            ``expert_load_stats`` of the loads the update used (empty without MoE).
+            MaxVio statistics (``moe/max_violation``...) of the loads the update used (empty without MoE).
+
+        Example:
+            >>> model = Transformer(ModelConfig.tiny()).train()
+            >>> _ = model(torch.randint(0, 263, (2, 8)))  # logits only: the MTP block does not run
+            >>> sorted(model.update_expert_bias())
+            ['moe/max_violation', 'moe/max_violation/0']
         """
         speed = self.config.bias_update_speed if speed is None else speed
         loads = [m.ffn.gate.update_bias(speed) for m in self._moe_blocks()]
