@@ -113,17 +113,28 @@ class MLA(nn.Module):
 
         Returns (B, T, H*dv), equal to ``attend_expanded`` on the expanded keys/values.
         """
-        wkv_b = self.wkv_b.weight.view(self.n_heads, -1, self.kv_lora_rank)  # (H, dn + dv, R)
+        bsz, seqlen, n_heads, _ = q_nope.shape
+        wkv_b = self.wkv_b.weight.view(n_heads, -1, self.kv_lora_rank)  # (H, dn + dv, R)
         w_uk = wkv_b[:, : self.qk_nope_head_dim].to(q_nope.dtype)  # (H, dn, R)
         w_uv = wkv_b[:, self.qk_nope_head_dim :].to(q_nope.dtype)  # (H, dv, R)
-        q_latent = torch.einsum("bthd,hdc->bthc", q_nope, w_uk)  # (B, T, H, R)
-        scores = torch.einsum("bthc,bsc->bhts", q_latent, c_kv)  # (B, H, T, S)
-        scores = scores + torch.einsum("bthr,bsr->bhts", q_rope, k_rope)  # (B, H, T, S)
+        # batched matmuls instead of einsum: decoding is dominated by per-op overhead at this size
+        q_heads = q_nope.permute(2, 0, 1, 3).reshape(n_heads, bsz * seqlen, -1)  # (H, B*T, dn)
+        q_latent = torch.bmm(q_heads, w_uk)  # (H, B*T, R)
+        q_latent = q_latent.view(n_heads, bsz, seqlen, -1).transpose(0, 1).reshape(bsz, n_heads * seqlen, -1)
+        q_pe = q_rope.transpose(1, 2).reshape(bsz, n_heads * seqlen, -1)  # (B, H*T, dr)
+        scores = torch.bmm(q_latent, c_kv.transpose(1, 2))  # (B, H*T, S)
+        scores = torch.baddbmm(scores, q_pe, k_rope.transpose(1, 2)).view(
+            bsz, n_heads, seqlen, -1
+        )  # (B, H, T, S)
         dtype = torch.promote_types(scores.dtype, torch.float32)
         scores = (scores.to(dtype) * self.softmax_scale).masked_fill(~mask.unsqueeze(1), float("-inf"))
-        probs = scores.softmax(dim=-1).to(c_kv.dtype)  # (B, H, T, S)
-        out = torch.einsum("bhts,bsc->bthc", probs, c_kv)  # (B, T, H, R)
-        out = torch.einsum("bthc,hdc->bthd", out, w_uv)  # (B, T, H, dv)
+        probs = scores.softmax(dim=-1).to(c_kv.dtype).view(bsz, n_heads * seqlen, -1)  # (B, H*T, S)
+        out = torch.bmm(probs, c_kv)  # (B, H*T, R)
+        out = (
+            out.view(bsz, n_heads, seqlen, -1).transpose(0, 1).reshape(n_heads, bsz * seqlen, -1)
+        )  # (H, B*T, R)
+        out = torch.bmm(out, w_uv.transpose(1, 2))  # (H, B*T, dv)
+        out = out.view(n_heads, bsz, seqlen, -1).permute(1, 2, 0, 3)  # (B, T, H, dv)
         return out.flatten(2)  # (B, T, H*dv)
 
     def forward(

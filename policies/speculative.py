@@ -66,12 +66,13 @@ def _verify(
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, ...]:
     """Accept/reject each row's draft; returns accept (B,), first, second tokens and their log-probs."""
-    p_logp, report = sampling_logprobs(logits, *knobs)  # (B, 2, V) each
     if knobs[0] == 0:  # greedy: p and q are one-hot, so acceptance is an equality test
-        first, second = p_logp.argmax(-1).unbind(1)  # (B,), (B,)
+        report = logits.float().log_softmax(-1)  # (B, 2, V)
+        first, second = logits.argmax(-1).unbind(1)  # (B,), (B,)
         lp_first = report[:, 0].gather(1, first[:, None]).squeeze(1)
         lp_second = report[:, 1].gather(1, second[:, None]).squeeze(1)
         return first == draft, first, second, lp_first, lp_second
+    p_logp, report = sampling_logprobs(logits, *knobs)  # (B, 2, V) each
     p_d = p_logp[:, 0].gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
     q_d = draft_logp.gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
     u = torch.rand(p_d.shape, generator=generator, device=p_d.device, dtype=p_d.dtype)  # (B,)
@@ -173,8 +174,11 @@ def _run(
     proposed = accepted_total = steps = 0
     two = torch.ones(batch, 2, dtype=torch.bool, device=dev)
     while bool((live := ~done & (n_out < max_new)).any()):
-        draft_logp, _ = sampling_logprobs(draft_logits, *knobs)  # (B, V)
-        draft = draft_logp.argmax(-1) if knobs[0] == 0 else sample_from(draft_logp, generator)  # (B,)
+        if knobs[0] == 0:
+            draft_logp, draft = draft_logits, draft_logits.argmax(-1)  # (B, V), (B,) greedy needs no q
+        else:
+            draft_logp = sampling_logprobs(draft_logits, *knobs)[0]  # (B, V)
+            draft = sample_from(draft_logp, generator)  # (B,)
         out = model(torch.stack([last, draft], dim=1), cache=cache, return_aux=True, with_mtp=False)
         steps += 1
         accept, first, second, lp1, lp2 = _verify(out.logits, draft, draft_logp, knobs, generator)
