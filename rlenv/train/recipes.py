@@ -68,7 +68,7 @@ class RecipeConfig:
     num_numbers: int = 3
     """Numbers per countdown problem (3-6); other generator settings are the environment's defaults."""
     pretrain_steps: int = 600
-    """Pretraining optimiser steps."""
+    """Pretraining optimiser steps; 0 uses `policy` (e.g. an earlier run's checkpoint) as the base."""
     pretrain_docs: int = 6000
     """Generated pretraining documents."""
     pretrain_lr: float = 2e-3
@@ -78,7 +78,7 @@ class RecipeConfig:
     batch_size: int = 16
     """Pretraining and SFT batch size."""
     sft_steps: int = 400
-    """Cold-start SFT optimiser steps (r1 only)."""
+    """Cold-start SFT optimiser steps (r1 only; 0 skips SFT)."""
     sft_rows: int = 6000
     """Solver-written SFT rows (r1 only)."""
     sft_lr: float = 1e-3
@@ -313,11 +313,16 @@ def _pretrain(config: RecipeConfig, policy: str) -> str:
     from rlenv.train.corpus import make_corpus, sibling_rows
     from rlenv.train.pretrain import pretrain
 
-    docs = make_corpus("arithmetic", config.pretrain_docs, config.seed)
-    if config.recipe == "r1zero":  # sibling tasks in the countdown template, interleaved with arithmetic
-        rows = sibling_rows(config.pretrain_docs, config.seed, template=config.template)
-        texts = [r["prompt"] + r["completion"] for r in rows]
-        docs = [d for pair in zip(docs, texts, strict=True) for d in pair]
+    if config.recipe == "r1":
+        docs = make_corpus("arithmetic", config.pretrain_docs, config.seed)
+    else:  # sibling tasks in the countdown template, two for every arithmetic document
+        arithmetic = make_corpus("arithmetic", config.pretrain_docs // 3, config.seed)
+        rows = sibling_rows(config.pretrain_docs - len(arithmetic), config.seed, template=config.template)
+        siblings = [r["prompt"] + r["completion"] for r in rows]
+        docs = []
+        for i, text in enumerate(siblings):
+            docs += [text, arithmetic[i // 2]] if i % 2 and i // 2 < len(arithmetic) else [text]
+        docs += arithmetic[len(siblings) // 2 :]
     path = _write_jsonl(os.path.join(config.run_dir, "data", "pretrain.jsonl"), [{"text": d} for d in docs])
     stage = PretrainConfig(**_common(config, "pretrain"), policy=policy, corpus=path, corpus_size=len(docs),
                            steps=config.pretrain_steps, lr=config.pretrain_lr, seq_len=config.seq_len,
@@ -373,7 +378,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
             json.dump(dataclasses.asdict(config), f, indent=2)
     items = heldout_items(config.eval_items, config.eval_seed, config.env_kwargs, config.eval_split)
     phases: list[tuple[str, Any]] = [("base", _pretrain)]
-    if config.recipe == "r1":
+    if config.recipe == "r1" and config.sft_steps > 0:
         phases.append(("sft", _sft))
     phases.append(("grpo", _grpo))
     policy = f"hf:{config.hf_model}" if config.hf_model else config.policy
@@ -384,8 +389,9 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         if previous is not None:  # evaluate what an earlier run trained
             checkpoint, costs = previous["checkpoints"][phase], previous["rows"][phase]
             wall, cpu = costs["wall_s"], costs.get("cpu_s", 0.0)
-        else:  # a Hugging Face model is a real base model: nothing to pretrain
-            checkpoint = policy if phase == "base" and config.hf_model else run_phase(config, policy)
+        else:  # a Hugging Face model, or a given checkpoint with pretrain_steps=0, is the base as it is
+            given = phase == "base" and (config.hf_model or config.pretrain_steps == 0)
+            checkpoint = policy if given else run_phase(config, policy)
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         evaluated = time.perf_counter()
         rows[phase] = {**_evaluate_phase(checkpoint, config, items, phase), "wall_s": wall, "cpu_s": cpu,
