@@ -198,7 +198,12 @@ def speculative_row(model: Transformer, prompts: list[list[int]], n: int, repeat
         "tok/s",
         t_plain / t_spec,
     )
-    print(f"{'':<34} outputs identical: {same}; main forwards {spec.n_steps} vs {n - 1} plain")
+    cost = (t_spec / max(spec.n_steps, 1)) / (t_plain / (n - 1))
+    print(
+        f"{'':<34} outputs identical: {same}; main forwards {spec.n_steps} vs {n - 1} plain; one speculative "
+        f"step costs {cost:.2f}x a plain step (2-token forward + MTP block), so the speed-up is about "
+        f"(1 + acceptance) / {cost:.2f}"
+    )
 
 
 def recompute_row(cfg: ModelConfig, batch: int, seqlen: int, device: str) -> None:
