@@ -84,8 +84,20 @@ def test_format_table_lists_every_phase_and_the_baselines():
     assert "always add 1.2%, always multiply 2.0%; wall time: training 6.0 min" in text
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from a second intra-op thread, and on a shared, busy machine two threads per
+    process thrash (measured here: ~10x slower wall time), so the end-to-end smoke tests use one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("recipe", ["r1", pytest.param("r1zero", marks=pytest.mark.slow)])
-def test_quick_recipe_runs_end_to_end(tmp_path, recipe):
+def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     from rlenv.train.recipes import run_recipe
 
     result = run_recipe(RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu"))
