@@ -4,10 +4,10 @@ import json
 import os
 
 import pytest
-from conftest import TOY_ENV
 
 from rlenv.train.cli import main
 from rlenv.train.metrics import read_metrics
+from tests.train.conftest import TOY_ENV
 
 
 @pytest.fixture(scope="module")

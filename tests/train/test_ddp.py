@@ -5,11 +5,11 @@ import sys
 
 import pytest
 import torch
-from conftest import TOY_ENV
 
 from rlenv.train.config import GRPOConfig
 from rlenv.train.grpo import train
 from rlenv.train.policy import load_policy
+from tests.train.conftest import TOY_ENV
 
 ARGS = dict(
     env_id=TOY_ENV,

@@ -5,7 +5,6 @@ import os
 
 import pytest
 import torch
-from conftest import TOY_ENV
 
 import rlenv.train.update as update_module
 from rlenv.train.checkpoint import latest_checkpoint
@@ -13,6 +12,7 @@ from rlenv.train.config import GRPOConfig
 from rlenv.train.grpo import train
 from rlenv.train.optim import build_optimizer, build_scheduler, optimizer_step
 from rlenv.train.policy import SamplingParams, load_policy
+from tests.train.conftest import TOY_ENV
 
 
 def _config(tiny_hf_dir, run_dir, **kw):

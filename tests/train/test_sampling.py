@@ -3,7 +3,6 @@
 import gymnasium as gym
 import pytest
 import torch
-from conftest import TOY_ENV
 
 from rlenv.train.config import GRPOConfig
 from rlenv.train.distributed import DistInfo
@@ -11,6 +10,7 @@ from rlenv.train.policy import Policy, Rollouts, SamplingParams
 from rlenv.train.rollout import collect_batch, make_env
 from rlenv.train.sampling import generation_seed, informative_groups, soft_overlong_penalty, truncation_mask
 from rlenv.train.update import compute_advantages
+from tests.train.conftest import TOY_ENV
 
 
 class ScriptedPolicy(Policy):
