@@ -11,7 +11,7 @@ file is absent, generated arithmetic text, so the script always runs.
 
 Usage::
 
-    python benchmarks/bench_fp8_train.py                       # small policy, blockwise (block 32), 150 steps
+    python benchmarks/bench_fp8_train.py                       # small policy, blockwise (block 32), 300 steps
     python benchmarks/bench_fp8_train.py --config tiny --steps 300 --recipe rowwise
     python benchmarks/bench_fp8_train.py --block-size 128      # only 128-aligned linears go FP8
 
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--config", choices=("tiny", "small"), default="small")
     parser.add_argument("--recipe", choices=("blockwise", "rowwise", "tensorwise"), default="blockwise")
     parser.add_argument("--block-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -118,7 +118,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     init = Transformer(cfg).state_dict()
 
-    results = {}
+    results, curves = {}, {}
     for name in ("fp32", "fp8"):
         torch.manual_seed(args.seed)
         model = Transformer(cfg)
@@ -135,6 +135,7 @@ def main() -> None:
                 f"{len(report.kept)} kept; {fp8_params} of {total} parameters in FP8 GEMMs"
             )
         losses, step_s = train(model, train_batches, args.steps, args.lr)
+        curves[name] = losses
         results[name] = {
             "train": statistics.mean(losses[-10:]),
             "eval": evaluate(model, held_out),
@@ -151,6 +152,14 @@ def main() -> None:
         print(f"{label:24}{a:14.4f}{b:14.4f}{(b - a) / a:+12.2%}")
     a, b = results["fp32"]["step_s"], results["fp8"]["step_s"]
     print(f"{'median step (s, CPU)':24}{a:14.3f}{b:14.3f}{b / a:11.2f}x  (emulation; not a speed figure)")
+    window = max(1, args.steps // 10)
+    marks = [args.steps // 4, args.steps // 2, 3 * args.steps // 4, args.steps]
+    gaps = []
+    for end in marks:
+        a = statistics.mean(curves["fp32"][max(0, end - window) : end])
+        b = statistics.mean(curves["fp8"][max(0, end - window) : end])
+        gaps.append(f"step {end}: {a:.3f} vs {b:.3f} ({(b - a) / a:+.2%})")
+    print(f"train loss (mean of {window} steps) fp32 vs fp8 along the run: " + "; ".join(gaps))
     ok = abs(results["fp8"]["train"] - results["fp32"]["train"]) / results["fp32"]["train"] < 0.01
     print(f"final train loss within 1%: {'yes' if ok else 'NO'}")
     if not math.isfinite(results["fp8"]["train"]):
