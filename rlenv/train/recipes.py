@@ -77,7 +77,7 @@ class RecipeConfig:
     """Pretraining block length in tokens."""
     batch_size: int = 16
     """Pretraining and SFT batch size."""
-    sft_steps: int = 400
+    sft_steps: int = 2000
     """Cold-start SFT optimiser steps (r1 only; 0 skips SFT)."""
     sft_rows: int = 6000
     """Solver-written SFT rows (r1 only)."""
