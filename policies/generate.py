@@ -235,6 +235,14 @@ class _Decoder:
         stacked = torch.stack(routing)  # (L, b, n, k)
         self.routing[:, self.rows, start : start + stacked.shape[2]] = stacked
 
+    def _prefill(self, model: Transformer) -> tuple[KVCache, torch.Tensor]:
+        """Runs the prompts through the model once; returns the cache and the last logits ``(b, V)``."""
+        cache = new_cache(model, self.tokens.shape[0], self.width + self.max_new)
+        out = model(self.tokens, attention_mask=self.mask, cache=cache, return_aux=True, with_mtp=False)
+        cache.advance()
+        self._record_routing(out.routing, 0)
+        return cache, out.logits[:, -1]  # (b, V)
+
     def run(
         self,
         temperature: float,
@@ -247,11 +255,7 @@ class _Decoder:
         if self.max_new == 0:
             return
         model = self.model
-        cache = new_cache(model, self.tokens.shape[0], self.width + self.max_new)
-        out = model(self.tokens, attention_mask=self.mask, cache=cache, return_aux=True, with_mtp=False)
-        cache.advance()
-        self._record_routing(out.routing, 0)
-        logits = out.logits[:, -1]  # (b, V)
+        cache, logits = self._prefill(model)
         stop_ids = torch.as_tensor(list(stop_token_ids), dtype=torch.long, device=logits.device)
         checked = [0] * self.tokens.shape[0]
         for step in range(self.max_new):

@@ -174,13 +174,9 @@ class _SharedPrefixDecoder(_decoder_base()):  # type: ignore[misc]
 
     n: int = 1
 
-    def run(self, temperature, top_p, top_k, stop_token_ids, stops, generator) -> None:
+    def _prefill(self, model):
         from policies.generate import new_cache
-        from policies.sampling import sample_from, sampling_logprobs
 
-        if self.max_new == 0:
-            return
-        model = self.model
         unique, mask = self.tokens[:: self.n], self.mask[:: self.n]  # (U, P)
         cache = new_cache(model, unique.shape[0], self.width + self.max_new)
         out = model(unique, attention_mask=mask, cache=cache, return_aux=True, with_mtp=False)
@@ -188,25 +184,4 @@ class _SharedPrefixDecoder(_decoder_base()):  # type: ignore[misc]
         expand = torch.arange(unique.shape[0], device=unique.device).repeat_interleave(self.n)  # (B,)
         cache.select(expand)
         self._record_routing([r.index_select(0, expand) for r in out.routing] if out.routing else None, 0)
-        logits = out.logits[:, -1].index_select(0, expand)  # (B, V)
-        stop_ids = torch.as_tensor(list(stop_token_ids), dtype=torch.long, device=logits.device)
-        checked = [0] * self.tokens.shape[0]
-        for step in range(self.max_new):
-            sample_logp, report_logp = sampling_logprobs(logits, temperature, top_p, top_k)  # (b, V)
-            nxt = sample_from(sample_logp, generator)  # (b,)
-            live = ~self.done[self.rows]  # (b,)
-            self.out_ids[self.rows, step] = nxt
-            self.out_logp[self.rows, step] = report_logp.gather(1, nxt[:, None]).squeeze(1)
-            self.n_out[self.rows] = torch.where(live, step + 1, self.n_out[self.rows])
-            stopped = live & torch.isin(nxt, stop_ids)  # (b,)
-            self.done[self.rows] |= stopped
-            last = step == self.max_new - 1
-            if stops is not None and ((step + 1) % stops.interval == 0 or last or bool(stopped.any())):
-                self._check_stop_strings(stops, checked)
-            if last or bool(self.done.all()):
-                break
-            nxt = self._compact(cache, nxt)
-            out = model(nxt[:, None], cache=cache, return_aux=True, with_mtp=False)
-            cache.advance()
-            self._record_routing(out.routing, self.width + step)
-            logits = out.logits[:, -1]  # (b, V)
+        return cache, out.logits[:, -1].index_select(0, expand)  # (B, V)
