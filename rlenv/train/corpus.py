@@ -14,9 +14,11 @@ Three corpora feed the three starts of an R1-style experiment (see :mod:`rlenv.t
 Key idea: the prototype's bottleneck was the arithmetic inside ``<think>``, so the traces are shaped for a
 tiny character-level model: one operation per line written exactly as in the pretraining text (``a op b=c``,
 no spaces, no prose), the numbers still unused after each step in brackets (``[63 35]``, the state a search
-needs), and the last line checked against the target (``ok``). A fraction of traces first shows one failed
-attempt (``... no``) before the solution, which gives RL a behaviour to reinforce (try, check, retry) instead
-of a single guess. The answer is the equation with minimal parentheses. A trace for ``[44, 19, 35] -> 98``::
+needs), and every complete combination checked against the target (``ok`` / ``no``). By default the trace is
+the environment solver's own depth-first search (:func:`search_trace`): a fixed procedure the model can
+execute line by line (try, check, go on) instead of a guess it must make in one shot; the ``"direct"`` style
+writes only the solution, sometimes after one failed attempt. The answer is the equation with minimal
+parentheses. A trace for ``[44, 19, 35] -> 98``::
 
     <think>
     44+19=63 [63 35]
