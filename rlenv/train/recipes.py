@@ -67,7 +67,7 @@ class RecipeConfig:
     and update of the character-level policy), "r1zero" (R1-Zero's), "tinyzero" (prefills <think>)."""
     num_numbers: int = 3
     """Numbers per countdown problem (3-6); other generator settings are the environment's defaults."""
-    pretrain_steps: int = 600
+    pretrain_steps: int = 300
     """Pretraining optimiser steps; 0 uses `policy` (e.g. an earlier run's checkpoint) as the base."""
     pretrain_docs: int = 6000
     """Generated pretraining documents."""
@@ -77,7 +77,7 @@ class RecipeConfig:
     """Pretraining block length in tokens."""
     batch_size: int = 16
     """Pretraining and SFT batch size."""
-    sft_steps: int = 2000
+    sft_steps: int = 3500
     """Cold-start SFT optimiser steps (r1 only; 0 skips SFT)."""
     sft_rows: int = 6000
     """Solver-written SFT rows (r1 only)."""
@@ -87,7 +87,7 @@ class RecipeConfig:
     """Prompt + completion tokens kept per SFT row (at most the model's max_seq_len)."""
     trace_style: Literal["search", "direct"] = "search"
     """SFT traces: the solver's search line by line, or the solution only (see rlenv.train.corpus)."""
-    grpo_steps: int = 60
+    grpo_steps: int = 30
     """GRPO steps (rollout batches)."""
     grpo_lr: float = 3e-5
     """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable)."""
