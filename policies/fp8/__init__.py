@@ -25,7 +25,15 @@ Example:
 from policies.fp8.accumulate import accumulation_error_table, emulated_dot, round_significand
 from policies.fp8.config import DEFAULT_KEEP, FP8Config
 from policies.fp8.convert import FP8Experts, FP8Report, convert_to_fp8, plan_fp8
-from policies.fp8.gemm import blockwise_scaled_mm, check_cuda_operands, fp8_matmul, scale_kind
+from policies.fp8.gemm import (
+    blockwise_scaled_mm,
+    check_cuda_operands,
+    cuda_scaled_mm,
+    fp8_matmul,
+    pad_operand,
+    reference_blockwise_kernel,
+    scale_kind,
+)
 from policies.fp8.linear import FP8Linear, fp8_linear, resolve_backend
 from policies.fp8.optim import AdamWBF16
 from policies.fp8.quant import (
@@ -58,15 +66,18 @@ __all__ = [
     "blockwise_scaled_mm",
     "check_cuda_operands",
     "convert_to_fp8",
+    "cuda_scaled_mm",
     "dequantize",
     "emulated_dot",
     "fp8_dtype",
     "fp8_linear",
     "fp8_matmul",
     "fp8_max",
+    "pad_operand",
     "plan_fp8",
     "quantization_error_bound",
     "quantize",
+    "reference_blockwise_kernel",
     "resolve_backend",
     "round_significand",
     "scale_kind",

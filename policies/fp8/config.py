@@ -55,8 +55,9 @@ class FP8Config:
     stochastic_rounding: bool = False
     """Round gradients stochastically (unbiased in expectation) instead of to nearest even."""
     block_size: int = 128
-    """Tile/block edge for the blockwise recipe (128 in DeepSeek-V3 and the only size CUDA kernels accept;
-    smaller powers of two let tiny CPU models exercise the recipe)."""
+    """Tile/block edge for the blockwise recipe (128 in DeepSeek-V3 and the only size CUDA kernels accept).
+    Any layer shape works with any block size: edge tiles/blocks may be partial (scale over their valid
+    values), so 128 converts every eligible linear even of the tiny model; smaller sizes are for studies."""
     pow2_scales: bool = False
     """Round every scale up to a power of two (exact scaling, UE8M0-compatible), at up to 2x coarser codes."""
     keep_high_precision: tuple[str, ...] = DEFAULT_KEEP
@@ -80,11 +81,6 @@ class FP8Config:
             )
         if isinstance(self.keep_high_precision, str):
             raise ValueError("keep_high_precision must be a tuple of names, got a single string")
-
-    @property
-    def min_multiple(self) -> int:
-        """Both dims of a convertible linear must be multiples of this (block size, or 16 for CUDA GEMMs)."""
-        return self.block_size if self.recipe == "blockwise" else 16
 
     def blocks(self) -> dict[str, tuple[int, int]]:
         """Quantisation block of each GEMM operand, each operand viewed as (rows, contraction)."""

@@ -9,10 +9,11 @@ checkpoints stay valid), and returns the model with an :class:`FP8Report` of wha
 Key idea (DeepSeek-V3 §3.3.1, "Mixed precision framework"): the bulk of the FLOPs (attention projections,
 MLPs, experts) runs in FP8, while the components that are cheap but sensitive stay in high precision:
 the embedding (``embed``), the output head (``head``), the MoE gate/router (``gate``), every norm, and the
-attention core (softmax(QK^T)V, which is no ``nn.Linear`` and is never touched). A linear is also kept when
-either dimension is not a multiple of what the recipe needs (``block_size`` for blockwise, 16 for the
-CUDA rowwise/tensorwise kernels). Absorbed MLA decoding reads ``wkv_b.weight`` directly and so still
-uses the FP32 master weight.
+attention core (softmax(QK^T)V, which is no ``nn.Linear`` and is never touched). Shapes never exclude a
+linear: a dimension that is not a multiple of the 128 tile/block gets a partial last tile/block on every
+backend (CPU emulation natively; CUDA by zero-padding the FP8 codes to the kernels' alignment, see
+:func:`policies.fp8.gemm.cuda_scaled_mm`). Absorbed MLA decoding reads ``wkv_b.weight`` directly and so
+still uses the FP32 master weight.
 
 References: DeepSeek-V3 Technical Report (arXiv:2412.19437) §3.3.1 and Figure 6.
 
@@ -106,11 +107,6 @@ def _name_reason(name: str, config: FP8Config) -> str | None:
     return f"kept by name ({hits[0]})" if hits else None
 
 
-def _shape_reason(dims: tuple[int, ...], config: FP8Config) -> str | None:
-    bad = [d for d in dims if d % config.min_multiple]
-    return f"dims {dims} not all divisible by {config.min_multiple}" if bad else None
-
-
 def _other_reason(module: nn.Module) -> str:
     kind = type(module).__name__
     if isinstance(module, nn.Embedding):
@@ -126,13 +122,9 @@ def _decide(name: str, module: nn.Module, config: FP8Config) -> tuple[bool, str]
     """(convert?, reason-if-kept) for one module holding parameters."""
     if isinstance(module, (FP8Linear, FP8Experts)):
         return False, "already FP8"
-    if isinstance(module, nn.Linear):
-        dims: tuple[int, ...] = (module.in_features, module.out_features)
-    elif isinstance(module, Experts):
-        dims = tuple(module.w1.shape[1:])
-    else:
+    if not isinstance(module, (nn.Linear, Experts)):
         return False, _other_reason(module)
-    reason = _name_reason(name, config) or _shape_reason(dims, config)
+    reason = _name_reason(name, config)
     return reason is None, reason or ""
 
 
@@ -147,9 +139,9 @@ def plan_fp8(model: nn.Module, config: FP8Config | None = None) -> FP8Report:
         An :class:`FP8Report` (the model is not modified).
 
     Example:
-        >>> net = nn.Sequential(nn.Linear(128, 256), nn.LayerNorm(256), nn.Linear(256, 10))
-        >>> plan_fp8(net).converted, sorted(plan_fp8(net).kept_names)
-        (('0',), ['1', '2'])
+        >>> net = nn.Sequential(nn.Linear(100, 256), nn.LayerNorm(256), nn.Linear(256, 10))
+        >>> plan_fp8(net).converted, sorted(plan_fp8(net).kept_names)  # any shape: partial 128-tiles
+        (('0', '2'), ['1'])
     """
     config = config or FP8Config()
     converted, kept = [], []
@@ -183,10 +175,10 @@ def convert_to_fp8(
         ValueError: for an invalid recipe or option (from :class:`FP8Config`).
 
     Example:
-        >>> net = nn.Sequential(nn.Linear(128, 256), nn.GELU(), nn.Linear(256, 10))
+        >>> net = nn.ModuleDict({"proj": nn.Linear(100, 256), "head": nn.Linear(256, 10)})
         >>> net = convert_to_fp8(net, "blockwise")
-        >>> type(net[0]).__name__, type(net[2]).__name__, net.fp8_report.converted
-        ('FP8Linear', 'Linear', ('0',))
+        >>> type(net["proj"]).__name__, type(net["head"]).__name__, net.fp8_report.converted
+        ('FP8Linear', 'Linear', ('proj',))
     """
     config = FP8Config(recipe=recipe, **options)
     report = plan_fp8(model, config)

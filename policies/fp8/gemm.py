@@ -17,13 +17,20 @@ FP32 accumulation. Three backends:
 
   * ``a`` row-major (M, K) and ``b`` passed as a column-major (K, N) view of a row-major (N, K) tensor
     (cuBLASLt on Hopper supports only the "TN" layout);
-  * K and N divisible by 16; blockwise additionally K divisible by 128 and block size exactly 128;
+  * K and N divisible by 16; blockwise additionally K divisible by 128 and block size exactly 128
+    (:func:`cuda_scaled_mm` zero-pads M and N to 16 and K to 16 or 128 and slices the output back, so
+    any shape runs; :func:`blockwise_scaled_mm` itself only asserts);
   * both operands E4M3 for blockwise (the cuBLAS recipe check rejects E5M2) and, conservatively, for rowwise
     (CUTLASS' rowwise kernel is built for E4M3); E5M2 only with tensorwise scales; never E5M2 x E5M2;
   * scale layouts: rowwise ``(M, 1)`` and ``(1, N)`` contiguous; 1x128 scales ``(rows, K/128)`` with strides
     ``(1, rows)`` ("outer-dim-major"); 128x128 scales ``(L4, rows/128)`` with strides ``(1, L4)``, where
     ``L4 = round_up(K/128, 4)`` (the K-block count is zero-padded to a multiple of 4);
   * supported blockwise pairs: (1x128, 128x128), (128x128, 1x128), (1x128, 1x128); compute capability 9.x.
+
+Partial tiles/blocks: a (1, 128) tile or (128, 128) block at the right/bottom edge holds fewer than 128
+valid values; its scale comes from those values only (:func:`~policies.fp8.quant.quantize`), exactly what
+zero-padding to the full block gives, since zeros do not change amax. Padding the FP8 codes with zeros
+therefore changes neither the scales nor the product, which is why :func:`cuda_scaled_mm` can pad freely.
 
 Blockwise outputs are BF16 (the documented cuBLAS output type; accumulation is still FP32 inside the
 kernel) and are cast to the requested dtype. ``use_fast_accum`` stays off: on Hopper it skips the periodic
@@ -37,13 +44,23 @@ Left out on purpose: grouped (MoE) scaled GEMMs, FP8 outputs, and MX/NVFP4 block
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 
 from policies.fp8.quant import QuantizedTensor
 
-__all__ = ["Backend", "blockwise_scaled_mm", "check_cuda_operands", "fp8_matmul", "scale_kind"]
+__all__ = [
+    "Backend",
+    "blockwise_scaled_mm",
+    "check_cuda_operands",
+    "cuda_scaled_mm",
+    "fp8_matmul",
+    "pad_operand",
+    "reference_blockwise_kernel",
+    "scale_kind",
+]
 
 Backend = Literal["emulate", "scaled_mm"]
 ScaleKind = Literal["tensorwise", "rowwise", "1x128", "128x128", "other"]
@@ -102,15 +119,99 @@ def fp8_matmul(
         return (a.dequantize() @ b.dequantize().t()).to(out_dtype)  # (M, N)
     if backend != "scaled_mm":
         raise ValueError(f"backend must be 'emulate' or 'scaled_mm', got {backend!r}")
+    if a.data.is_cuda:
+        return cuda_scaled_mm(a, b, out_dtype)
     kinds = (scale_kind(a), scale_kind(b))
-    if a.data.is_cuda and any(k in ("1x128", "128x128") for k in kinds):
-        return blockwise_scaled_mm(a, b).to(out_dtype)
     if not set(kinds) <= {"tensorwise", "rowwise"}:
         raise ValueError(
             f"torch._scaled_mm on {a.data.device.type} runs tensorwise/rowwise scales only, got {kinds}; "
             "use backend='emulate' (CPU) or a Hopper GPU for blockwise scales"
         )
     return _scaled_mm_rowwise(a, b, out_dtype)
+
+
+def _padded_block(size: int, new_size: int, block: int) -> tuple[int, int]:
+    """(block, grid) along one axis after zero-padding ``size`` to ``new_size``."""
+    grid = -(-size // block)
+    if -(-new_size // block) == grid:
+        return block, grid
+    if grid == 1 and block >= size:  # a whole-dimension block (rowwise/tensorwise) keeps spanning it
+        return new_size, 1
+    return block, -(-new_size // block)  # e.g. one scale per row: the new rows get scale 1
+
+
+def pad_operand(q: QuantizedTensor, row_multiple: int, col_multiple: int) -> QuantizedTensor:
+    """Zero-pad an operand's FP8 codes to multiples of ``(row_multiple, col_multiple)``.
+
+    The product is unchanged (padded codes are exactly zero; new blocks get scale 1) and so are the
+    existing scales: a partial edge block's scale already equals that of its zero-padded full block.
+
+    Example:
+        >>> from policies.fp8.quant import quantize
+        >>> q = pad_operand(quantize(torch.randn(100, 200), (1, 128)), 16, 128)
+        >>> tuple(q.shape), tuple(q.scale.shape), q.block
+        ((112, 256), (112, 2), (1, 128))
+    """
+    rows, cols = q.data.shape
+    new_rows, new_cols = rows + (-rows % row_multiple), cols + (-cols % col_multiple)
+    if (new_rows, new_cols) == (rows, cols):
+        return q
+    br, grid_r = _padded_block(rows, new_rows, q.block[0])
+    bc, grid_c = _padded_block(cols, new_cols, q.block[1])
+    codes = torch.zeros(new_rows, new_cols, dtype=torch.uint8, device=q.data.device)  # 0x00 is +0.0
+    codes[:rows, :cols] = q.data.view(torch.uint8)  # (R, C) into (Rp, Cp)
+    pad = (0, grid_c - q.scale.shape[1], 0, grid_r - q.scale.shape[0])
+    scale = torch.nn.functional.pad(q.scale, pad, value=1.0)  # (grid_r, grid_c)
+    return QuantizedTensor(codes.view(q.data.dtype), scale, (br, bc))
+
+
+def cuda_scaled_mm(
+    a: QuantizedTensor,
+    b: QuantizedTensor,
+    out_dtype: torch.dtype = torch.float32,
+    *,
+    blockwise_kernel: Callable[..., torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The CUDA ``scaled_mm`` path of :func:`fp8_matmul`, for any shape: pad, lay out, assert, call, slice.
+
+    M and N are zero-padded to multiples of 16 and K to 16 (tensorwise/rowwise) or 128 (blockwise), the
+    scales are laid out as cuBLAS wants, every rule is asserted (:func:`check_cuda_operands`), and the output
+    is sliced back to (M, N). Nothing falls back to another kernel silently.
+
+    Args:
+        a: (M, K) operand quantised along K.
+        b: (N, K) operand quantised along K.
+        out_dtype: Output dtype.
+        blockwise_kernel: Stand-in for ``torch.nn.functional.scaled_mm`` (same signature), e.g.
+            :func:`reference_blockwise_kernel` to run this path on CPU tensors; default the real kernel.
+
+    Returns:
+        (M, N) tensor in ``out_dtype``.
+
+    Raises:
+        ValueError: for scales that are neither tensorwise/rowwise nor 1x128/128x128.
+        AssertionError: from :func:`check_cuda_operands`, if a layout rule is still violated.
+
+    Example:
+        >>> from policies.fp8.quant import quantize
+        >>> x, w = torch.randn(100, 200), torch.randn(72, 200)
+        >>> a, b = quantize(x, (1, 128)), quantize(w, (128, 128))
+        >>> y = cuda_scaled_mm(a, b, blockwise_kernel=reference_blockwise_kernel)
+        >>> y.shape, bool((y - fp8_matmul(a, b)).abs().max() < 0.05 * y.abs().max())
+        (torch.Size([100, 72]), True)
+    """
+    m, n = a.data.shape[0], b.data.shape[0]
+    kinds = (scale_kind(a), scale_kind(b))
+    blockwise = any(kind in ("1x128", "128x128") for kind in kinds)
+    if not blockwise and not set(kinds) <= {"tensorwise", "rowwise"}:
+        raise ValueError(f"CUDA FP8 GEMMs take tensorwise, rowwise, 1x128 or 128x128 scales, got {kinds}")
+    k_multiple = 128 if blockwise else 16
+    a, b = pad_operand(a, 16, k_multiple), pad_operand(b, 16, k_multiple)
+    if blockwise:
+        out = blockwise_scaled_mm(a, b, kernel=blockwise_kernel)  # (Mp, Np) bf16
+    else:
+        out = _scaled_mm_rowwise(a, b, out_dtype, check=True)  # (Mp, Np)
+    return out[:m, :n].to(out_dtype)  # (M, N)
 
 
 def _rowwise_scale(q: QuantizedTensor) -> torch.Tensor:
@@ -121,7 +222,9 @@ def _rowwise_scale(q: QuantizedTensor) -> torch.Tensor:
     )
 
 
-def _scaled_mm_rowwise(a: QuantizedTensor, b: QuantizedTensor, out_dtype: torch.dtype) -> torch.Tensor:
+def _scaled_mm_rowwise(
+    a: QuantizedTensor, b: QuantizedTensor, out_dtype: torch.dtype, *, check: bool = False
+) -> torch.Tensor:
     """Tensorwise x tensorwise or rowwise x rowwise ``torch._scaled_mm`` (mixed: both promoted to rowwise)."""
     b_data = b.data.contiguous().t()  # (K, N) column-major view, as cuBLASLt requires
     a_data = a.data.contiguous()  # (M, K) row-major
@@ -130,7 +233,7 @@ def _scaled_mm_rowwise(a: QuantizedTensor, b: QuantizedTensor, out_dtype: torch.
     else:
         scale_a, scale_b = _rowwise_scale(a), _rowwise_scale(b).t().contiguous()  # (M, 1), (1, N)
     cuda_out = out_dtype
-    if a_data.is_cuda:
+    if check or a_data.is_cuda:
         check_cuda_operands(a_data, b_data, scale_a, scale_b, blockwise=False)
         if scale_a.numel() > 1:
             cuda_out = torch.bfloat16 if out_dtype == torch.float32 else out_dtype
@@ -154,15 +257,19 @@ def _blockwise_scale(q: QuantizedTensor, kind: str) -> tuple[torch.Tensor, objec
     return _pad_k_blocks(q.scale), ScalingType.BlockWise128x128
 
 
-def blockwise_scaled_mm(a: QuantizedTensor, b: QuantizedTensor) -> torch.Tensor:
+def blockwise_scaled_mm(
+    a: QuantizedTensor, b: QuantizedTensor, *, kernel: Callable[..., torch.Tensor] | None = None
+) -> torch.Tensor:
     """DeepSeek-style blockwise FP8 GEMM ``a @ b.T`` via ``torch.nn.functional.scaled_mm`` (SM90 only).
 
     Lays the scales out as cuBLAS requires (module docstring), asserts every rule with
-    :func:`check_cuda_operands`, and returns BF16 (FP32 accumulation inside the kernel).
+    :func:`check_cuda_operands` (no padding here: :func:`cuda_scaled_mm` pads), and returns BF16 (FP32
+    accumulation inside the kernel).
 
     Args:
         a: (M, K) operand with 1x128 or 128x128 scales along K.
         b: (N, K) operand with 1x128 or 128x128 scales along K.
+        kernel: Stand-in for ``torch.nn.functional.scaled_mm`` (default: the real one).
 
     Returns:
         (M, N) BF16 tensor.
@@ -175,6 +282,7 @@ def blockwise_scaled_mm(a: QuantizedTensor, b: QuantizedTensor) -> torch.Tensor:
     """
     from torch.nn.functional import scaled_mm
 
+    kernel = kernel or scaled_mm
     k = a.data.shape[1]
     # with K == 128 a 1x128 tiling is one scale per row, which scale_kind reports as "rowwise"
     kinds = (scale_kind(a), scale_kind(b))
@@ -186,7 +294,7 @@ def blockwise_scaled_mm(a: QuantizedTensor, b: QuantizedTensor) -> torch.Tensor:
     scale_b, recipe_b = _blockwise_scale(b, pair[1])
     a_data, b_data = a.data.contiguous(), b.data.contiguous().t()  # (M, K) row-major, (K, N) column-major
     check_cuda_operands(a_data, b_data, scale_a, scale_b, blockwise=True, kinds=pair)
-    out = scaled_mm(a_data, b_data, scale_a, recipe_a, scale_b, recipe_b, output_dtype=torch.bfloat16)
+    out = kernel(a_data, b_data, scale_a, recipe_a, scale_b, recipe_b, output_dtype=torch.bfloat16)
     return out  # (M, N); use_fast_accum defaults to False: keep the FP32 promotion
 
 
@@ -262,3 +370,52 @@ def check_cuda_operands(
             f"{kind} {name} must have shape {shape} and strides {strides}, "
             f"got {tuple(scale.shape)} strides {scale.stride()}"
         )
+
+
+def _expand_scale(scale: torch.Tensor, recipe: object, rows: int, k: int) -> torch.Tensor:
+    """Per-element (rows, K) scale of a (rows, K) operand from its cuBLAS-layout scale tensor."""
+    from torch.nn.functional import ScalingType
+
+    blocks_k = -(-k // 128)
+    if recipe == ScalingType.BlockWise1x128:  # (rows, L), strides (1, rows)
+        assert scale.shape == (rows, blocks_k) and (blocks_k == 1 or scale.stride() == (1, rows)), (
+            f"1x128 scale must be ({rows}, {blocks_k}) with strides (1, {rows}); got "
+            f"{tuple(scale.shape)} {scale.stride()}"
+        )
+        return scale.repeat_interleave(128, 1)[:, :k]
+    assert recipe == ScalingType.BlockWise128x128, f"unsupported recipe {recipe}"
+    l4, row_blocks = -(-blocks_k // 4) * 4, -(-rows // 128)
+    strided = scale.stride(0) == 1 and (row_blocks == 1 or scale.stride(1) == l4)
+    assert scale.shape == (l4, row_blocks) and strided, (
+        f"128x128 scale must be ({l4}, {row_blocks}) with strides (1, {l4}); got {tuple(scale.shape)} "
+        f"{scale.stride()}"
+    )
+    per_block = scale[:blocks_k].t()  # (rows/128, L)
+    return per_block.repeat_interleave(128, 0)[:rows].repeat_interleave(128, 1)[:, :k]  # (rows, K)
+
+
+def reference_blockwise_kernel(
+    mat_a: torch.Tensor,
+    mat_b: torch.Tensor,
+    scale_a: torch.Tensor,
+    scale_recipe_a: object,
+    scale_b: torch.Tensor,
+    scale_recipe_b: object,
+    output_dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    """A CPU stand-in for ``torch.nn.functional.scaled_mm`` with 1x128 / 128x128 scales in cuBLAS layout.
+
+    Re-checks the scale shapes and strides PyTorch's CUDA op checks (``ScaledBlas.cpp``), expands each scale
+    to its block and multiplies in FP32. It lets the CUDA wrapper (:func:`cuda_scaled_mm`) run end to end on
+    CPU, so the kernel call itself is the only part left untested without a GPU.
+
+    Example:
+        >>> from policies.fp8.quant import quantize
+        >>> a, b = quantize(torch.randn(16, 256), (1, 128)), quantize(torch.randn(32, 256), (128, 128))
+        >>> blockwise_scaled_mm(a, b, kernel=reference_blockwise_kernel).shape
+        torch.Size([16, 32])
+    """
+    (m, k), n = mat_a.shape, mat_b.shape[1]
+    a = mat_a.float() * _expand_scale(scale_a, scale_recipe_a, m, k)  # (M, K)
+    b = mat_b.t().float() * _expand_scale(scale_b, scale_recipe_b, n, k)  # (N, K)
+    return (a @ b.t()).to(output_dtype)  # (M, N)

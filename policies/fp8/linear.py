@@ -14,8 +14,12 @@ Key idea (DeepSeek-V3 §3.3, Figure 6): with x (M, K), W (N, K), y = x W^T and g
 every GEMM accumulates in FP32. The activation is saved for the backward pass **in FP8** (the 128x1-tiled
 x^T codes plus FP32 scales: about 1/4 of FP32 memory), not in full precision. The rowwise and tensorwise
 recipes use the same structure with coarser scales (see :class:`~policies.fp8.config.FP8Config`). The bias
-is added in FP32 and its gradient is an FP32 sum. On CUDA the token dimension is zero-padded to the kernels'
-alignment (128 for blockwise, whose wgrad contracts over tokens; 16 otherwise).
+is added in FP32 and its gradient is an FP32 sum.
+
+Any shape works: when K, N or the token count M is not a multiple of 128, the last 1x128 tile / 128x128
+block of an operand is partial and its scale comes from its valid values only (the same scale zero-padding
+would give). On CUDA, :func:`~policies.fp8.gemm.cuda_scaled_mm` zero-pads the FP8 codes to the kernels'
+alignment (16, and 128 along the contraction for blockwise) and slices the result back.
 
 Error: for Gaussian-like data every recipe's forward output, input gradient and weight gradient stay within
 about 5% relative (Frobenius) error of FP32, dominated by E4M3's 2^-4 relative rounding of each operand;
@@ -69,17 +73,6 @@ def resolve_backend(config: FP8Config, device: torch.device) -> Backend:
     return config.backend
 
 
-def _row_multiple(config: FP8Config, backend: Backend, device: torch.device) -> int:
-    if backend != "scaled_mm" or device.type != "cuda":
-        return 1
-    return 128 if config.recipe == "blockwise" else 16
-
-
-def _pad_rows(t: torch.Tensor, multiple: int) -> torch.Tensor:
-    pad = -t.shape[0] % multiple
-    return torch.nn.functional.pad(t, (0, 0, 0, pad)) if pad else t
-
-
 def _weight_for_dgrad(weight: torch.Tensor, config: FP8Config) -> QuantizedTensor:
     """W^T (K, N) quantised along N: the forward's blocks transposed, or per-column scales for rowwise."""
     blocks = config.blocks()
@@ -92,20 +85,18 @@ class _FP8LinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, config: FP8Config, backend: Backend):  # x (M, K), weight (N, K)
         blocks = config.blocks()
-        m = x.shape[0]
-        xp = _pad_rows(x, _row_multiple(config, backend, x.device))  # (Mp, K)
-        xq = quantize(xp, blocks["act"], pow2_scales=config.pow2_scales)
+        xq = quantize(x, blocks["act"], pow2_scales=config.pow2_scales)  # partial last tile when K % 128
         wq = quantize(weight, blocks["weight"], pow2_scales=config.pow2_scales)
-        y = fp8_matmul(xq, wq, backend=backend)[:m]  # (M, N) fp32
+        y = fp8_matmul(xq, wq, backend=backend)  # (M, N) fp32
         if bias is not None:
             y = y + bias.float()
-        ctx.config, ctx.backend, ctx.m, ctx.x_dtype = config, backend, m, x.dtype
+        ctx.config, ctx.backend, ctx.x_dtype = config, backend, x.dtype
         ctx.xt_block = None
         if ctx.needs_input_grad[1]:
             # x^T in 1x128 tiles along M (128x1 tiles of x), quantised from full precision and kept in FP8.
             xt = xq.t() if config.recipe == "tensorwise" else quantize(
-                xp.t(), blocks["act_wgrad"], pow2_scales=config.pow2_scales
-            )  # (K, Mp)
+                x.t(), blocks["act_wgrad"], pow2_scales=config.pow2_scales
+            )  # (K, M), partial last tile when M % 128
             ctx.xt_block = xt.block
             ctx.save_for_backward(xt.data, xt.scale, weight)
         else:
@@ -123,16 +114,16 @@ class _FP8LinearFunction(torch.autograd.Function):
         blocks = config.blocks()
         weight = ctx.saved_tensors[-1]
         rounding = {"stochastic": config.stochastic_rounding, "pow2_scales": config.pow2_scales}
-        g = _pad_rows(dy.float(), _row_multiple(config, ctx.backend, dy.device))  # (Mp, N)
+        g = dy.float()  # (M, N)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             gq = quantize(g, blocks["grad"], config.grad_format, **rounding)  # along N
-            dx = fp8_matmul(gq, _weight_for_dgrad(weight, config), backend=ctx.backend)  # (Mp, K)
-            dx = dx[: ctx.m].to(ctx.x_dtype)
+            dx = fp8_matmul(gq, _weight_for_dgrad(weight, config), backend=ctx.backend)  # (M, K)
+            dx = dx.to(ctx.x_dtype)
         if ctx.needs_input_grad[1]:
             xt_data, xt_scale = ctx.saved_tensors[:2]
-            xtq = QuantizedTensor(xt_data, xt_scale, ctx.xt_block)  # (K, Mp)
-            gtq = quantize(g.t(), blocks["grad_wgrad"], config.grad_format, **rounding)  # (N, Mp) along M
+            xtq = QuantizedTensor(xt_data, xt_scale, ctx.xt_block)  # (K, M)
+            gtq = quantize(g.t(), blocks["grad_wgrad"], config.grad_format, **rounding)  # (N, M) along M
             dw = fp8_matmul(gtq, xtq, backend=ctx.backend).to(weight.dtype)  # (N, K)
         if ctx.needs_input_grad[2]:
             db = dy.float().sum(0).to(weight.dtype)  # (N,)

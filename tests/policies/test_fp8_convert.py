@@ -10,36 +10,25 @@ from policies.fp8 import DEFAULT_KEEP, FP8Config, FP8Experts, FP8Linear, plan_fp
 SENSITIVE = set(DEFAULT_KEEP)  # embed, head, gate, router, norm
 
 
-def _expected(model, multiple):
-    """Independent statement of the recipe: linears/stacked experts, not sensitive, dims divisible."""
+def _expected(model):
+    """Independent statement of the recipe: every linear / stacked experts not named sensitive, any shape."""
     expected = set()
     for name, module in model.named_modules():
         if set(name.split(".")) & SENSITIVE:
             continue
-        if isinstance(module, nn.Linear):
-            dims = (module.in_features, module.out_features)
-        elif type(module).__name__ == "Experts":
-            dims = tuple(module.w1.shape[1:])
-        else:
-            continue
-        if all(d % multiple == 0 for d in dims):
+        if isinstance(module, nn.Linear) or type(module).__name__ == "Experts":
             expected.add(name)
     return expected
 
 
 @pytest.mark.parametrize(
-    ("recipe", "options", "multiple"),
-    [
-        ("blockwise", {"block_size": 16}, 16),
-        ("rowwise", {}, 16),
-        ("tensorwise", {}, 16),
-        ("blockwise", {}, 128),
-    ],
+    ("recipe", "options"),
+    [("blockwise", {"block_size": 16}), ("rowwise", {}), ("tensorwise", {}), ("blockwise", {})],
 )
-def test_converted_set_is_exactly_the_recipe(recipe, options, multiple):
+def test_converted_set_is_exactly_the_recipe(recipe, options):
     torch.manual_seed(0)
     model = Transformer(ModelConfig.tiny())
-    expected = _expected(model, multiple)
+    expected = _expected(model)
     before = dict(model.named_modules())
     model = convert_to_fp8(model, recipe, **options)
     after = dict(model.named_modules())
@@ -54,11 +43,33 @@ def test_converted_set_is_exactly_the_recipe(recipe, options, multiple):
     assert all(
         type(after[n]).__name__ == "RMSNorm" for n in model.fp8_report.kept_names if n.endswith("norm")
     )
-    if multiple == 16:  # the tiny config's 16/32/64-wide projections and experts all qualify
-        assert {"layers.0.attn.wo", "layers.0.ffn.w1", "layers.1.ffn.experts", "mtp.0.eh_proj"} <= fp8
-        assert "layers.0.attn.wkv_a" not in fp8  # 32 -> 20: not a multiple of 16
-    else:
-        assert fp8 == set()  # the tiny model has no 128-aligned linear
+    # the tiny config's 16..64-wide projections and experts all run FP8, even 32 -> 20 and 16 -> 24, whose
+    # single 128-tiles are partial
+    assert {"layers.0.attn.wo", "layers.0.ffn.w1", "layers.1.ffn.experts", "mtp.0.eh_proj"} <= fp8
+    assert {"layers.0.attn.wkv_a", "layers.0.attn.wq_b"} <= fp8
+
+
+def test_block_128_converts_every_eligible_module_of_the_small_preset():
+    model = Transformer(ModelConfig.small())
+    before = {n: (type(m).__name__, getattr(m, "in_features", None)) for n, m in model.named_modules()}
+    expected = _expected(model)
+    report = convert_to_fp8(model, "blockwise", block_size=128).fp8_report
+    assert set(report.converted) == expected
+    # the small preset's 128 -> 48 / 128 -> 192 / 32 -> 256 projections were excluded when 128 had to divide
+    newly = {"layers.0.attn.wkv_a", "layers.0.attn.wq", "layers.0.attn.wkv_b", "mtp.0.block.attn.wkv_a"}
+    assert newly <= expected
+    kept = dict(report.kept)
+    assert all(not isinstance(m, (FP8Linear, FP8Experts)) for n, m in model.named_modules() if n in kept)
+    kinds = {kind for n, (kind, _) in before.items() if n in kept}
+    assert kinds == {"Embedding", "Linear", "Gate", "RMSNorm"}
+    assert sorted(n for n, (kind, _) in before.items() if n in kept and kind == "Linear") == ["head"]
+    # the forward still matches FP32 at the real granularity, partial blocks included
+    torch.manual_seed(0)
+    ref = Transformer(ModelConfig.small())
+    ref.load_state_dict(model.state_dict())
+    tokens = torch.randint(0, ModelConfig.small().vocab_size, (2, 40))
+    with torch.no_grad():
+        assert float((model(tokens) - ref(tokens)).norm() / ref(tokens).norm()) < 0.05
 
 
 def test_parameters_are_shared_not_copied():
@@ -102,7 +113,7 @@ def test_plan_is_a_dry_run_and_reports_reasons():
     assert not any(isinstance(m, FP8Linear) for m in model.modules())
     reasons = dict(report.kept)
     assert reasons["embed"] == "embedding" and reasons["layers.1.ffn.gate"] == "router/gate"
-    assert "divisible" in reasons["layers.0.attn.wkv_a"] and "head" in reasons["head"]
+    assert "layers.0.attn.wkv_a" not in reasons and "head" in reasons["head"]
     assert "attention core" in report.summary()
 
 
