@@ -26,6 +26,7 @@ from policies.fp8.accumulate import accumulation_error_table, emulated_dot, roun
 from policies.fp8.config import DEFAULT_KEEP, FP8Config
 from policies.fp8.convert import FP8Experts, FP8Report, convert_to_fp8, plan_fp8
 from policies.fp8.gemm import (
+    blockwise_kernel_available,
     blockwise_scaled_mm,
     check_cuda_operands,
     cuda_scaled_mm,
@@ -63,6 +64,7 @@ __all__ = [
     "QuantizedTensor",
     "TILE_1x128",
     "accumulation_error_table",
+    "blockwise_kernel_available",
     "blockwise_scaled_mm",
     "check_cuda_operands",
     "convert_to_fp8",

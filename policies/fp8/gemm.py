@@ -44,15 +44,18 @@ Left out on purpose: grouped (MoE) scaled GEMMs, FP8 outputs, and MX/NVFP4 block
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
 import torch
 
-from policies.fp8.quant import QuantizedTensor
+from policies.fp8.quant import QuantizedTensor, quantize
 
 __all__ = [
     "Backend",
+    "blockwise_kernel_available",
     "blockwise_scaled_mm",
     "check_cuda_operands",
     "cuda_scaled_mm",
@@ -296,6 +299,43 @@ def blockwise_scaled_mm(
     check_cuda_operands(a_data, b_data, scale_a, scale_b, blockwise=True, kinds=pair)
     out = kernel(a_data, b_data, scale_a, recipe_a, scale_b, recipe_b, output_dtype=torch.bfloat16)
     return out  # (M, N); use_fast_accum defaults to False: keep the FP32 promotion
+
+
+@functools.cache
+def _probe_blockwise(device_index: int) -> str | None:
+    device = torch.device("cuda", device_index)
+    if torch.cuda.get_device_capability(device)[0] != 9:
+        return f"SM{''.join(map(str, torch.cuda.get_device_capability(device)))} is not SM90"
+    g = torch.Generator(device).manual_seed(0)
+    x, w = (torch.randn(rows, 256, device=device, generator=g) for rows in (16, 32))
+    a, b = quantize(x, (1, 128)), quantize(w, (128, 128))
+    try:
+        out = blockwise_scaled_mm(a, b).float()  # (16, 32)
+        torch.cuda.synchronize(device)
+    except Exception as err:  # any failure means "not runnable here"; the reason is reported
+        return f"{type(err).__name__}: {err}".splitlines()[0][:300]
+    ref = a.dequantize() @ b.dequantize().t()  # (16, 32)
+    if not bool(((out - ref).norm() / ref.norm()) < 1e-2):
+        return "the kernel ran but disagrees with the emulation"
+    return None
+
+
+def blockwise_kernel_available(device: torch.device) -> bool:
+    """Whether the cuBLAS 1x128/128x128 FP8 kernel runs (and is right) on ``device``; probed once per GPU.
+
+    It needs SM90 and cuBLASLt >= 12.9 (PyTorch builds for older CUDA raise ``NotImplementedError``).
+    A failed probe is reported once with ``warnings.warn``, naming the error.
+
+    Example:
+        >>> blockwise_kernel_available(torch.device("cpu"))
+        False
+    """
+    if device.type != "cuda":
+        return False
+    reason = _probe_blockwise(device.index if device.index is not None else torch.cuda.current_device())
+    if reason is not None:
+        warnings.warn(f"blockwise FP8 kernel unavailable on {device} ({reason}); emulating", stacklevel=2)
+    return reason is None
 
 
 def _expected_scale(kind: str, rows: int, k: int) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from policies.fp8.config import FP8Config
-from policies.fp8.gemm import Backend, fp8_matmul
+from policies.fp8.gemm import Backend, blockwise_kernel_available, fp8_matmul
 from policies.fp8.quant import QuantizedTensor, quantize
 
 __all__ = ["FP8Linear", "fp8_linear", "resolve_backend"]
@@ -61,6 +61,8 @@ def resolve_backend(config: FP8Config, device: torch.device) -> Backend:
         major, minor = torch.cuda.get_device_capability(device)
         supported = major == 9 and config.block_size == 128 if blockwise else (major, minor) >= (8, 9)
         supported = supported and not (config.recipe == "rowwise" and config.grad_format == "e5m2")
+        if supported and blockwise and config.backend == "auto":  # SM90 alone is not enough: cuBLASLt >= 12.9
+            supported = blockwise_kernel_available(device)
     else:
         supported = device.type == "cpu" and not blockwise
     if config.backend == "auto":
