@@ -78,9 +78,9 @@ def heldout_loss(model: torch.nn.Module, blocks: list[torch.Tensor]) -> float:
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="blockwise", choices=("blockwise", "rowwise", "tensorwise"))
-    parser.add_argument("--block-size", type=int, default=16,
-                        help="blockwise tile/block edge: DeepSeek-V3 uses 128, which needs every linear "
-                             "dimension a multiple of 128; the small preset's dimensions are multiples of 16")
+    parser.add_argument("--block-size", type=int, default=128,
+                        help="blockwise tile/block edge (DeepSeek-V3: 128). Any layer width works: edge "
+                             "tiles/blocks narrower than this are partial, scaled over their valid values")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--device", default="cpu")
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     for name in ("fp32", f"fp8 {args.recipe}"):
         model = copy.deepcopy(base)
         if name != "fp32":
-            block = 8 if args.quick else args.block_size
-            options = {"block_size": block} if args.recipe == "blockwise" else {}
+            options = {"block_size": args.block_size} if args.recipe == "blockwise" else {}
             model = convert_to_fp8(model, args.recipe, **options)
             print(f"FP8 layers: {len(model.fp8_report.converted)} converted, "
                   f"kept in high precision: {len(model.fp8_report.kept)}")
