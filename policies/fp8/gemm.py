@@ -306,17 +306,18 @@ def _probe_blockwise(device_index: int) -> str | None:
     device = torch.device("cuda", device_index)
     if torch.cuda.get_device_capability(device)[0] != 9:
         return f"SM{''.join(map(str, torch.cuda.get_device_capability(device)))} is not SM90"
-    g = torch.Generator(device).manual_seed(0)
-    x, w = (torch.randn(rows, 256, device=device, generator=g) for rows in (16, 32))
-    a, b = quantize(x, (1, 128)), quantize(w, (128, 128))
-    try:
-        out = blockwise_scaled_mm(a, b).float()  # (16, 32)
-        torch.cuda.synchronize(device)
-    except Exception as err:  # any failure means "not runnable here"; the reason is reported
-        return f"{type(err).__name__}: {err}".splitlines()[0][:300]
-    ref = a.dequantize() @ b.dequantize().t()  # (16, 32)
-    if not bool(((out - ref).norm() / ref.norm()) < 1e-2):
-        return "the kernel ran but disagrees with the emulation"
+    with torch.no_grad(), torch.autocast("cuda", enabled=False):  # callers may be under autocast
+        g = torch.Generator(device).manual_seed(0)
+        x, w = (torch.randn(rows, 256, device=device, generator=g) for rows in (16, 32))
+        a, b = quantize(x, (1, 128)), quantize(w, (128, 128))
+        try:
+            out = blockwise_scaled_mm(a, b).float()  # (16, 32)
+            torch.cuda.synchronize(device)
+        except Exception as err:  # any failure means "not runnable here"; the reason is reported
+            return f"{type(err).__name__}: {err}".splitlines()[0][:300]
+        ref = a.dequantize() @ b.dequantize().t()  # (16, 32)
+        if not bool(((out - ref).norm() / ref.norm()) < 1e-2):
+            return "the kernel ran but disagrees with the emulation"
     return None
 
 
