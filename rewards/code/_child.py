@@ -26,6 +26,7 @@ References: CPython audit events table (https://docs.python.org/3/library/audit_
 
 from __future__ import annotations
 
+import _signal
 import builtins
 import io
 import os
@@ -73,8 +74,7 @@ def _inside(path: str, root: str) -> bool:
 
 def _install_guard(workdir: str, read_roots: tuple[str, ...]) -> None:  # noqa: C901 - one audit policy
     """Installs the audit hook (see the module docstring); it closes over immutable values only."""
-    workdir = os.path.realpath(workdir)
-    roots = (workdir, *read_roots)
+    roots = (workdir, *read_roots)  # workdir: a real path (see enter)
     realpath, fspath, getpid, deny = os.path.realpath, os.fspath, os.getpid, PermissionError
     plain_paths = (str, bytes)
 
@@ -121,7 +121,14 @@ def _install_guard(workdir: str, read_roots: tuple[str, ...]) -> None:  # noqa: 
     sys.addaudithook(hook)
 
 
-def _set_limits(spec: dict) -> None:
+def hard_limits() -> dict[int, int]:
+    """The hard limits a child inherits, read once by the spawner (the child only lowers them)."""
+    whats = (resource.RLIMIT_CORE, resource.RLIMIT_CPU, resource.RLIMIT_AS, resource.RLIMIT_FSIZE,
+             resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC)  # fmt: skip
+    return {what: resource.getrlimit(what)[1] for what in whats}
+
+
+def _set_limits(spec: dict, hard: dict[int, int]) -> None:
     cpu = max(1, int(spec["cpu_s"]) + 1)
     limits = [
         (resource.RLIMIT_CORE, 0),
@@ -133,17 +140,16 @@ def _set_limits(spec: dict) -> None:
     if spec["uid"] is not None:  # RLIMIT_NPROC counts per user: meaningful only for the job's own uid
         limits.append((resource.RLIMIT_NPROC, spec["max_processes"]))
     for what, value in limits:
-        _soft, hard = resource.getrlimit(what)
-        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        value = value if hard[what] == resource.RLIM_INFINITY else min(value, hard[what])
         resource.setrlimit(what, (value, value))
 
 
-def _place_fds(fds: list[int]) -> None:
+def _place_fds(fds: list[int], max_fd: int) -> None:
     """Moves the given fds to 0, 1, 2 (and 3, 4 for the call channel) and closes every other descriptor."""
     high = [os.dup(fd) for fd in fds]  # dup first: a target number may be one of the sources
     for target, fd in enumerate(high):
         os.dup2(fd, target, inheritable=target < 3)
-    os.closerange(len(fds), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    os.closerange(len(fds), max_fd)
 
 
 def _drop_privileges(spec: dict) -> None:
@@ -155,29 +161,34 @@ def _drop_privileges(spec: dict) -> None:
     _oslevel.prctl(_oslevel.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _purge() -> None:
-    """Forgets the trusted modules and ctypes, so the program cannot reach them through ``sys.modules``."""
-    _oslevel._LIBC.clear()
-    for name in list(sys.modules):
-        if name.split(".")[0] in _TRUSTED_PREFIXES or name in _BLOCKED_MODULES or name == "__main__":
-            del sys.modules[name]
+def purge_modules() -> int:
+    """Forgets the trusted modules and ctypes, so a program cannot reach them through ``sys.modules``.
+
+    Run by the spawner (its code holds the module objects it needs directly), which re-runs it before a fork
+    whenever ``len(sys.modules)`` differs from the returned count (nothing it runs imports trusted code, and
+    modules are never dropped there: a new entry changes the length). Cheaper there than in every fresh
+    child, where each touched page is a copy-on-write fault. ``_oslevel``'s libc handle is dropped by the
+    child itself (``enter``).
+
+    Returns:
+        ``len(sys.modules)`` after the purge.
+    """
+    for name in [n for n in sys.modules if n.partition(".")[0] in _TRUSTED_PREFIXES or n in _BLOCKED_MODULES]:
+        del sys.modules[name]
+    sys.modules.pop("__main__", None)
     # No gc.collect() (milliseconds per child): the forgotten objects are reachable only by walking the heap,
     # which the audit hook refuses (gc.get_objects / get_referrers / get_referents).
+    return len(sys.modules)
 
 
-def _remap_packages(path_map: dict[str, str]) -> None:
-    """Points already imported packages at the read-only mounts the sandbox uid can read (see ``_zygote``),
-    so their not yet imported submodules (``encodings.idna``, ``json.tool``...) stay importable."""
-    if not path_map:
-        return
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__path__", None)
-        if isinstance(path, list):
-            for i, entry in enumerate(path):
-                for source, target in path_map.items():
-                    if isinstance(entry, str) and _inside(entry, source):
-                        path[i] = target + entry[len(source) :]
-    sys.path_importer_cache.clear()
+def prepare_spawner() -> None:
+    """Process state every child shares, set once in the spawner instead of in every child: the scrubbed
+    environment (the child adds only ``HOME``) and default SIGINT / SIGTERM (the zygote ignores SIGINT and
+    exits cleanly on SIGTERM; SIGPIPE stays ignored in the spawner, each child resets it)."""
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _std_streams() -> None:
@@ -188,29 +199,30 @@ def _std_streams() -> None:
     sys.stderr = sys.__stderr__ = err
 
 
-def enter(spec: dict, fds: list[int]) -> None:
-    """Runs in the freshly forked child: locks down, runs the program, and exits (never returns)."""
+def enter(spec: dict, fds: list[int], hard: dict[int, int]) -> None:
+    """Runs in the freshly forked child: locks down, runs the program, and exits (never returns).
+
+    ``spec["workdir"]`` must be a real path (no symlinks; the spawner builds it so); ``hard`` is
+    :func:`hard_limits` as read by the spawner; the spawner ran :func:`prepare_spawner` and
+    :func:`purge_modules`.
+    """
     code = 70
     try:
         os.setsid()
-        _place_fds(fds)
+        _place_fds(fds, hard[resource.RLIMIT_NOFILE])
         os.chdir(spec["workdir"])
-        _set_limits(spec)
+        _set_limits(spec, hard)
         _drop_privileges(spec)
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "HOME": spec["workdir"], "LANG": "C.UTF-8"})
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        _oslevel._LIBC.clear()  # the last use of ctypes (PR_SET_PDEATHSIG) is behind us
+        os.environ["HOME"] = spec["workdir"]
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # the C function: no enum round trip
         _std_streams()
         sys.argv = ["program"]
         sys.path[:] = list(spec["sys_path"])
         # Imports must not unmarshal cached bytecode (marshal.loads is refused: crafted code objects can
         # read and write memory), so point the bytecode cache at a directory that does not exist.
-        sys.pycache_prefix = os.path.join(spec["workdir"], ".no-pycache")
+        sys.pycache_prefix = spec["workdir"] + "/.no-pycache"
         sys.dont_write_bytecode = True
-        _purge()
-        _remap_packages(spec["path_map"])
         _install_guard(spec["workdir"], tuple(spec["read_roots"]))
         if spec["mode"] == "stdio":
             code = run_main(spec["program"])

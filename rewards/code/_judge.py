@@ -21,12 +21,14 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib
+import json
 import os
 import signal
 import socket
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from rewards.code import _oslevel, _spawner
@@ -61,22 +63,25 @@ class SpawnerClient:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.null_r, self.null_w = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
 
-    def _ask(self, message: dict, fds: list[int] = ()) -> dict:
-        import json
-
+    def _send(self, message: dict, fds: Sequence[int] = ()) -> None:
         socket.send_fds(self.sock, [json.dumps(message).encode()], list(fds))
-        return json.loads(self.sock.recv(1 << 16))
 
-    def spawn(self, spec: dict, fds: list[int]) -> int:
+    def spawn(self, spec: dict, fds: list[int], *, owned: Sequence[int] = ()) -> int:
+        """Starts a child on ``fds`` (its 0, 1, 2, ...); closes ``owned`` (this judge's copies) afterwards."""
         try:
-            return int(self._ask({"op": "spawn", "spec": spec}, fds)["pid"])
+            self._send({"op": "spawn", "spec": spec}, fds)
+            return int(self.sock.recv(64))
         finally:
-            for fd in fds:
+            for fd in owned:
                 os.close(fd)
 
-    def finish(self, pid: int, grace: float) -> int:
-        return int(self._ask({"op": "finish", "pid": pid, "grace": grace})["status"])
+    def finish(self, pid: int, grace: float, *, reply: bool = True) -> int:
+        """Ends a child (waiting up to ``grace`` s for it to exit) and cleans up after it; returns its wait
+        status, or 0 without waiting for the spawner when ``reply`` is False (later requests queue behind)."""
+        self._send({"op": "finish", "pid": pid, "grace": grace, "reply": reply})
+        return int(self.sock.recv(64)) if reply else 0
 
 
 class Child:
@@ -86,9 +91,9 @@ class Child:
         self.spawner, self.max_frame = spawner, job["limits"]["max_frame"]
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
-        null_r, null_w = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
         spec = {"mode": "rpc", "program": job["program"], "cpu_s": cpu_s}
-        self.pid = spawner.spawn(spec, [null_r, null_w, os.dup(null_w), req_r, rep_w])
+        null_r, null_w = spawner.null_r, spawner.null_w
+        self.pid = spawner.spawn(spec, [null_r, null_w, null_w, req_r, rep_w], owned=[req_r, rep_w])
         self.deadline, self.alive = deadline, True
         try:
             hello = read_frame(self.rep_r, max_bytes=self.max_frame, deadline=deadline)
@@ -131,7 +136,7 @@ class Child:
             self.alive = False
             for fd in (self.req_w, self.rep_r):
                 os.close(fd)
-            self.spawner.finish(self.pid, 0.0)
+            self.spawner.finish(self.pid, 0.0, reply=False)  # the status does not matter here
 
 
 def _arg(child: Child, value: Any) -> dict:

@@ -6,25 +6,33 @@ the judge reads any job, so every sandboxed child starts from memory that never 
 fresh uid from the lane's range (per-child ``RLIMIT_NPROC`` accounting, and kill-by-uid reaches only it).
 
 Protocol (``SOCK_SEQPACKET`` socketpair with the judge, file descriptors passed with ``SCM_RIGHTS``):
-``{"op": "spawn", ...}`` + fds -> ``{"pid": n}``; ``{"op": "finish", "pid": n, "grace": s}`` -> waits up to
-``grace`` seconds for the child to exit by itself, then kills everything the job's user owns, reaps,
-removes the child's working directory and answers ``{"status": wait_status}``. On EOF it cleans up and exits.
+``{"op": "spawn", ...}`` + fds -> the pid as decimal digits; ``{"op": "finish", "pid": n, "grace": s,
+"reply": bool}`` -> waits up to ``grace`` seconds for the child to exit by itself, kills and reaps it, then
+kills everything the job's user still owns, removes the child's working directory and answers with the wait
+status in digits (nothing when ``reply`` is false: the judge of an assert job does not need it, and its next
+request simply queues behind). On EOF it cleans up and exits.
 
 Killing is by user, not only by process group: the spawner switches to the child's uid and calls
-``kill(-1, SIGKILL)`` (three times), which also reaches descendants that called ``setsid`` to
-leave the group. The spawner is a child subreaper, so such orphans are reparented to it and reaped
-(no zombies).
+``kill(-1, SIGKILL)`` (until nothing is left, at most three times), which also reaches descendants that
+called ``setsid`` to leave the group. The spawner is a child subreaper, so such orphans are reparented to it
+and reaped (no zombies).
+
+Per-program cost matters here (every page this process touches after a fork is a copy-on-write fault): the
+per-child work that does not depend on the program (environment, signal dispositions, purging trusted
+modules, reading hard limits, resolving the lane directory) is done once, replies are plain digits, and the
+receive buffer is allocated once.
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
-import errno
 import json
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -33,6 +41,7 @@ from rewards.code import _child, _oslevel
 from rewards.code._wire import WireError
 
 _MAX_MSG = 1 << 24
+_FD_SIZE = array.array("i").itemsize
 
 
 def _kill_all_of(uid: int) -> None:
@@ -105,49 +114,94 @@ def _reap_orphans() -> None:
             return
 
 
+def _recv(sock: socket.socket, buffer: bytearray) -> tuple[bytes, list[int]]:
+    """One message and its passed fds, received into a buffer allocated once (``socket.recv_fds`` maps and
+    unmaps a fresh 16 MiB buffer per message)."""
+    while True:
+        try:
+            size, ancdata, _flags, _addr = sock.recvmsg_into([buffer], socket.CMSG_SPACE(8 * _FD_SIZE))
+            break
+        except InterruptedError:
+            continue
+        except OSError:
+            return b"", []
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return bytes(memoryview(buffer)[:size]), list(fds)
+
+
 class Spawner:
-    """State of one spawner process (one job)."""
+    """State of one spawner process (one lane)."""
 
     def __init__(self, sock: socket.socket, job: dict) -> None:
         self.sock = sock
         self.job = job
         self.children: dict[int, tuple[str, int | None]] = {}  # pid -> (working directory, uid)
         self.count = 0
+        self.jobdir = os.path.realpath(job["jobdir"])  # children get real paths (their guard compares them)
+        self.hard = _child.hard_limits()
+        umask = os.umask(0)
+        os.umask(umask)
+        self.chmod = bool(umask & 0o700)  # mkdir(0o700) gives exactly 0o700 unless the umask hides owner bits
+        self.buffer = bytearray(_MAX_MSG)
+        self.clean_modules = _child.purge_modules()
 
-    def spawn(self, request: dict, fds: list[int]) -> dict:
-        workdir = tempfile.mkdtemp(prefix="run-", dir=self.job["jobdir"])
-        uid = None
-        if (
-            self.job["uid_start"] is not None
-        ):  # a fresh uid per child: RLIMIT_NPROC and kill(-1) are per child
-            uid = self.job["uid_start"] + self.count % self.job["uid_span"]
-            self.count += 1
+    def _workdir(self, uid: int | None) -> str:
+        """A fresh working directory, mode 0700, owned by the child's uid."""
+        workdir = f"{self.jobdir}/run-{self.count}"
+        try:
+            os.mkdir(workdir, 0o700)
+        except FileExistsError:  # a leftover that could not be removed: pick a random name instead
+            workdir = tempfile.mkdtemp(prefix="run-", dir=self.jobdir)
+        if uid is not None:
             os.chown(workdir, uid, uid)
-        os.chmod(workdir, 0o700)
+        if self.chmod:
+            os.chmod(workdir, 0o700)
+        return workdir
+
+    def spawn(self, request: dict, fds: list[int]) -> int:
+        uid = None
+        if self.job["uid_start"] is not None:  # a fresh uid per child: RLIMIT_NPROC, kill(-1) are per child
+            uid = self.job["uid_start"] + self.count % self.job["uid_span"]
+        workdir = self._workdir(uid)
+        self.count += 1
         spec = {**self.job["child"], **request, "workdir": workdir, "uid": uid, "gid": uid}
+        if len(sys.modules) != self.clean_modules:  # the child's sys.modules must never list trusted code
+            self.clean_modules = _child.purge_modules()
         pid = os.fork()
         if pid == 0:
             self.sock.close()
-            _child.enter(spec, fds)  # never returns
+            _child.enter(spec, fds, self.hard)  # never returns
         for fd in fds:
             os.close(fd)
         self.children[pid] = (workdir, uid)
-        return {"pid": pid}
+        return pid
 
-    def finish(self, pid: int, grace: float) -> dict:
+    def finish(self, pid: int, grace: float) -> int:
         if pid not in self.children:
-            return {"status": 0}
+            return 0
         workdir, uid = self.children.pop(pid)
         status = _reap(pid, grace)
-        kill_user(uid, pgid=pid, in_place=True)
-        if status == -1:  # it was SIGKILLed just now: a blocking wait is short
+        if status == -1:  # still running: kill it (it leads its own group: setsid) and reap it
+            try:  # noqa: SIM105 - no context-manager objects per child (each touched page faults)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             try:
                 status = os.waitpid(pid, 0)[1]
             except ChildProcessError:
                 status = 0
+        # Then everything else its uid owns (after the reap, kill(-1) finds nothing in the normal case);
+        # without unique uids, its process group.
+        kill_user(uid, pgid=pid if uid is None else None, in_place=True)
         _reap_orphans()
-        shutil.rmtree(workdir, ignore_errors=True)
-        return {"status": status}
+        try:
+            os.rmdir(workdir)  # the common case: the program left nothing behind
+        except OSError:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return status
 
     def close(self) -> None:
         for pid in list(self.children):
@@ -155,12 +209,7 @@ class Spawner:
 
     def loop(self) -> None:
         while True:
-            try:
-                raw, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MSG, 8)
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                raw, fds = b"", []
+            raw, fds = _recv(self.sock, self.buffer)
             if not raw:
                 return
             request = json.loads(raw)
@@ -168,9 +217,11 @@ class Spawner:
                 reply = self.spawn(request["spec"], fds)
             elif request["op"] == "finish":
                 reply = self.finish(request["pid"], float(request["grace"]))
+                if not request.get("reply", True):
+                    continue
             else:
                 raise WireError(f"unknown spawner op {request['op']!r}")
-            self.sock.send(json.dumps(reply).encode())
+            self.sock.send(b"%d" % reply)  # a pid or a wait status: plain digits, no JSON encoder per reply
 
 
 def main(sock: socket.socket, job: dict) -> None:
@@ -179,6 +230,7 @@ def main(sock: socket.socket, job: dict) -> None:
     try:
         _oslevel.prctl(_oslevel.PR_SET_CHILD_SUBREAPER, 1)
         _oslevel.prctl(_oslevel.PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with its judge
+        _child.prepare_spawner()
         spawner = Spawner(sock, job)
         try:
             spawner.loop()

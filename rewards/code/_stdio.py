@@ -77,7 +77,8 @@ def _stdio_test(job: dict, spawner: SpawnerClient, i: int, deadline: float) -> t
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     cpu_s = max(0.0, deadline - time.monotonic())
-    pid = spawner.spawn({"mode": "stdio", "program": job["program"], "cpu_s": cpu_s}, [in_r, out_w, err_w])
+    spec = {"mode": "stdio", "program": job["program"], "cpu_s": cpu_s}
+    pid = spawner.spawn(spec, [in_r, out_w, err_w], owned=[in_r, out_w, err_w])
     try:
         data = job["tests"][i].encode("utf-8", "surrogateescape")
         out, err, why = _pump(in_w, out_r, err_r, data, deadline, limits["max_output_bytes"])

@@ -104,8 +104,8 @@ class Zygote:
         self.isolation["unique_uids"] = root
         self.uid_base = random.SystemRandom().randrange(1 << 24, 1 << 29) if root else None
         sys_path = [_moved(os.path.realpath(p), moved or {}) for p in sys.path if p]
+        _remap_imports(moved or {})
         self.child_common = {
-            "path_map": moved or {},
             "read_roots": roots,
             "sys_path": [p for p in sys_path if any(_inside(p, r) for r in roots)],
         }
@@ -243,6 +243,20 @@ def _kill_uid_range(lo: int, hi: int) -> None:
                     os.kill(int(entry), signal.SIGKILL)
         if not found:
             return
+
+
+def _remap_imports(moved: dict[str, str]) -> None:
+    """Points ``sys.path`` and every imported package's ``__path__`` at the read-only mounts (once, here,
+    instead of in every child), so the lanes and children import not yet imported modules (``encodings.idna``,
+    ``json.tool``...) from where the sandbox uids can read them: the same files, read-only."""
+    if not moved:
+        return
+    sys.path[:] = [_moved(os.path.realpath(p), moved) if p else p for p in sys.path]
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            path[:] = [_moved(entry, moved) if isinstance(entry, str) else entry for entry in path]
+    sys.path_importer_cache.clear()
 
 
 def _moved(path: str, moved: dict[str, str]) -> str:
