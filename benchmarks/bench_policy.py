@@ -154,14 +154,52 @@ def _arith_corpus(n: int, rng: random.Random) -> list[str]:
     return lines
 
 
-def train_for_mtp(model: Transformer, steps: int, device: str, seed: int = 0) -> float:
-    """Next-token + MTP training on arithmetic text (packed rows); returns the final MTP loss."""
+_ONES = [
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"),
+    *("twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"),
+]
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def _words(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    return _ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " and " + _words(n % 100))
+
+
+def _counting_corpus(n: int, rng: random.Random) -> list[str]:
+    """Runs of 3-8 consecutive numbers in words ("forty one, forty two, ..."): predictable byte-level text."""
+    lines = []
+    for _ in range(n):
+        start = rng.randint(0, 990)
+        lines.append(", ".join(_words(k) for k in range(start, start + rng.randint(3, 8))) + ".")
+    return lines
+
+
+CORPORA = {"counting": _counting_corpus, "arithmetic": _arith_corpus}
+
+
+def _spec_prompts(corpus: str, n: int) -> list[list[int]]:
+    """Prompts from the training text: a first number and a comma (counting) or an equation (arithmetic)."""
+    lines = CORPORA[corpus](n, random.Random(1))
+    return [
+        Tokenizer().encode((line.split(", ")[0] + ", ") if corpus == "counting" else line + " ")
+        for line in lines
+    ]
+
+
+def train_for_mtp(
+    model: Transformer, steps: int, device: str, corpus: str = "counting", seed: int = 0
+) -> float:
+    """Next-token + MTP training on generated text (packed rows of 64 bytes); returns the final MTP loss."""
     tok, rng = Tokenizer(), random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     model.train()
     mtp = torch.zeros(())
     for step in range(steps):
-        text = " ".join(_arith_corpus(40, rng))
+        text = " ".join(CORPORA[corpus](40, rng))
         ids = tok.encode(text)[: 16 * 64]
         batch = torch.tensor(ids[: len(ids) // 64 * 64], device=device).view(-1, 64)  # (B, 64)
         out = model(batch, return_aux=True)
@@ -178,7 +216,9 @@ def train_for_mtp(model: Transformer, steps: int, device: str, seed: int = 0) ->
     return float(mtp.detach())
 
 
-def speculative_row(model: Transformer, prompts: list[list[int]], n: int, repeats: int, device: str) -> None:
+def speculative_row(
+    model: Transformer, prompts: list[list[int]], n: int, repeats: int, device: str, label: str
+) -> None:
     plain = generate(model, prompts, max_new_tokens=n, temperature=0)
     spec = speculative_generate(model, prompts, max_new_tokens=n, temperature=0)
     same = plain.tokens == spec.tokens
@@ -190,7 +230,7 @@ def speculative_row(model: Transformer, prompts: list[list[int]], n: int, repeat
     )
     tok = len(prompts) * n
     _row(
-        f"greedy tok/s (B={len(prompts)}, {n} new)",
+        f"greedy tok/s {label}, B={len(prompts)}",
         "plain decoding",
         tok / t_plain,
         f"MTP spec. (acc {spec.acceptance_rate:.2f})",
@@ -199,11 +239,30 @@ def speculative_row(model: Transformer, prompts: list[list[int]], n: int, repeat
         t_plain / t_spec,
     )
     cost = (t_spec / max(spec.n_steps, 1)) / (t_plain / (n - 1))
+    rows = spec.row_acceptance
     print(
-        f"{'':<34} outputs identical: {same}; main forwards {spec.n_steps} vs {n - 1} plain; one speculative "
-        f"step costs {cost:.2f}x a plain step (2-token forward + MTP block), so the speed-up is about "
+        f"{'':<34} {n} new tokens; outputs identical: {same}; per-row acceptance "
+        f"{min(rows):.2f}-{max(rows):.2f}; main forwards {spec.n_steps} vs {n - 1} plain; one speculative "
+        f"step (2-token main forward + MTP block) costs {cost:.2f}x a plain step, so the speed-up is about "
         f"(1 + acceptance) / {cost:.2f}"
     )
+
+
+def speculative_rows(layers: int, args: argparse.Namespace, steps: int, repeats: int) -> None:
+    """Train a fresh ``ModelConfig.small(n_layers=layers)`` with the MTP loss, then batch and batch-1 rows."""
+    torch.manual_seed(0)
+    cfg = ModelConfig.small(n_layers=layers)
+    label = "small" if layers == ModelConfig.small().n_layers else f"small L={layers}"
+    model = Transformer(cfg).to(args.device)
+    size = count_parameters(model)["total"] / 1e6
+    print(
+        f"training {label} ({layers} main blocks + 1 MTP block, {size:.2f}M params) {steps} steps on "
+        f"{args.corpus} text with the MTP loss ..."
+    )
+    train_for_mtp(model, steps, args.device, args.corpus)
+    prompts = _spec_prompts(args.corpus, args.batch)
+    speculative_row(model, prompts, 64, repeats, args.device, label)
+    speculative_row(model, prompts[:1], 64, repeats, args.device, label)
 
 
 def recompute_row(cfg: ModelConfig, batch: int, seqlen: int, device: str) -> None:
@@ -248,6 +307,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and training steps")
     parser.add_argument("--train-steps", type=int, default=400, help="MTP training steps before row 4")
+    parser.add_argument(
+        "--corpus", choices=sorted(CORPORA), default="counting", help="generated training text for row 4"
+    )
+    parser.add_argument(
+        "--deep-layers",
+        type=int,
+        default=12,
+        help="main blocks of the second, deeper row-4 config (0 = skip)",
+    )
     parser.add_argument("--batch", type=int, default=8, help="decode batch size")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for this size)"
@@ -272,10 +340,9 @@ def main() -> None:
     decode_row(model, prompts, 48, repeats, args.device)
     moe_row(cfg, 8, 128, repeats, args.device)
     recompute_row(cfg, 8, 256, args.device)
-    print(f"training the small model {train_steps} steps with the MTP loss for the speculative row ...")
-    train_for_mtp(model, train_steps, args.device)
-    speculative_row(model, prompts, 64, repeats, args.device)
-    speculative_row(model, prompts[:1], 64, repeats, args.device)
+    for layers in (cfg.n_layers, args.deep_layers):
+        if layers:
+            speculative_rows(layers, args, train_steps, repeats)
 
 
 if __name__ == "__main__":

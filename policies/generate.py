@@ -113,6 +113,64 @@ def check_request(
         raise ValueError(f"prompt ids must be in [0, vocab_size={vocab})")
 
 
+@dataclass
+class CachedStep:
+    """One forward over new tokens appended to a ``KVCache`` (see ``cached_forward``)."""
+
+    hidden: torch.Tensor
+    """(B, n, dim) final hidden states before the output norm (the MTP modules' input)."""
+    logits: torch.Tensor
+    """(B, n, V) next-token logits."""
+    cos: torch.Tensor
+    """(B, n, dr/2) RoPE table at the new tokens' positions."""
+    sin: torch.Tensor
+    """(B, n, dr/2)."""
+    visible: torch.Tensor
+    """(B, n, S) key visibility of the new tokens over the cache slots."""
+    routing: list[torch.Tensor]
+    """Per MoE layer (B, n, top_k) expert ids (empty without MoE layers)."""
+
+
+def cached_forward(
+    model: Transformer, tokens: torch.Tensor, cache: KVCache, real: torch.Tensor
+) -> CachedStep:
+    """Run ``tokens`` (B, n) through the main model on top of ``cache``; the new slots stay *prepared*.
+
+    The same computation as ``model(tokens, attention_mask=real, cache=cache)`` minus the auxiliary-loss
+    bookkeeping (a decoding step is dominated by per-op overhead at this model size), and the caller calls
+    ``cache.advance`` itself: self-speculative decoding first writes the MTP module's latents into the same
+    slots (an extra cache layer) with the positions and mask returned here, then commits each row's accepted
+    count.
+
+    Args:
+        model: The policy (in eval mode).
+        tokens: (B, n) new token ids.
+        cache: The latent cache (``model.config.n_layers`` layers, or more).
+        real: (B, n) bool, False for left padding.
+
+    Returns:
+        A ``CachedStep``.
+
+    Example:
+        >>> from policies.config import ModelConfig
+        >>> model = Transformer(ModelConfig.tiny()).eval()
+        >>> cache = new_cache(model, batch=1, max_len=8)
+        >>> step = cached_forward(model, torch.tensor([[1, 5]]), cache, torch.ones(1, 2, dtype=torch.bool))
+        >>> cache.advance()
+        >>> torch.allclose(step.logits, model(torch.tensor([[1, 5]])), atol=1e-5)
+        True
+    """
+    positions, visible = cache.prepare(real)  # (B, n), (B, n, S)
+    cos, sin = model.rope(positions)  # (B, n, dr/2)
+    h = model.embed(tokens)  # (B, n, dim)
+    routing = []
+    for i, layer in enumerate(model.layers):
+        h, indices, _ = layer(h, cos, sin, mask=visible, token_mask=real, cache=cache, cache_layer=i)
+        if indices is not None:
+            routing.append(indices)
+    return CachedStep(h, model.head(model.norm(h)), cos, sin, visible, routing)  # logits (B, n, V)
+
+
 class _StopStrings:
     """Finds, every few steps, the first token at which a row's completion text contains a stop string."""
 
@@ -217,6 +275,7 @@ class _Decoder:
         self.n_out = torch.zeros(batch, dtype=torch.long, device=device)  # (B,) tokens kept per row
         self.done = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
         self.rows = torch.arange(batch, device=device)  # original row of each active cache row
+        self.one = torch.ones(1, 1, dtype=torch.bool, device=device)  # a decoded token is real
         n_moe = model.config.n_moe_layers
         self.routing = (
             torch.full(
@@ -273,9 +332,9 @@ class _Decoder:
             if last or bool(self.done.all()):
                 break
             nxt = self._compact(cache, nxt)
-            out = model(nxt[:, None], cache=cache, return_aux=True, with_mtp=False)
+            out = cached_forward(model, nxt[:, None], cache, self.one.expand(nxt.shape[0], 1))
             cache.advance()
-            self._record_routing(out.routing, self.width + step)
+            self._record_routing(out.routing or None, self.width + step)
             logits = out.logits[:, -1]  # (b, V)
 
     def _check_stop_strings(self, stops: _StopStrings, checked: list[int]) -> None:

@@ -21,14 +21,13 @@ compaction of finished rows, stop strings (use ``policies.generate`` for those).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from policies.cache import KVCache
-from policies.generate import GenerationOutput, check_request, left_pad, new_cache
+from policies.generate import CachedStep, GenerationOutput, cached_forward, check_request, left_pad, new_cache
 from policies.model import Transformer
-from policies.mtp import MTPModule
 from policies.sampling import check_sampling, sample_from, sampling_logprobs
 
 
@@ -38,23 +37,26 @@ class SpeculativeOutput(GenerationOutput):
 
     acceptance_rate: float = 0.0
     """Accepted drafts / proposed drafts over live rows."""
+    row_acceptance: list[float] = field(default_factory=list)
+    """Per row, accepted / proposed drafts (rows accept independently; each advances by its own count)."""
     n_steps: int = 0
     """Main-model decode forwards (each over two tokens)."""
 
 
-def _mtp_step(
-    model: Transformer,
-    module: MTPModule,
-    hidden: torch.Tensor,
-    next_tokens: torch.Tensor,
-    cache: KVCache,
-    real: torch.Tensor,
+def _draft_logits(
+    model: Transformer, step: CachedStep, next_tokens: torch.Tensor, real: torch.Tensor, cache: KVCache
 ) -> torch.Tensor:
-    """Run MTP module 1 with its cache on (B, n) positions; returns its logits (B, n, V)."""
-    positions, visible = cache.prepare(real)
-    cos, sin = model.rope(positions)  # (B, n, dr/2)
-    x = module.combine(hidden, model.embed(next_tokens))  # (B, n, dim)
-    h, _, _ = module.block(x, cos, sin, mask=visible, token_mask=real, cache=cache, cache_layer=0)
+    """MTP module 1 over the slots ``step`` prepared: logits (B, n, V) for the token after ``next_tokens``.
+
+    Slot j of the MTP layer (the cache's last layer) holds ``eh_proj([hnorm(h_j) ; enorm(emb(x_{j+1}))])``
+    at position j, so it shares the main layers' slots, positions, mask and per-row rollback.
+    """
+    module = model.mtp[0]
+    x = module.combine(step.hidden, model.embed(next_tokens))  # (B, n, dim)
+    layer = model.config.n_layers
+    h, _, _ = module.block(
+        x, step.cos, step.sin, mask=step.visible, token_mask=real, cache=cache, cache_layer=layer
+    )
     return model.head(module.norm(h))  # (B, n, V)
 
 
@@ -64,14 +66,16 @@ def _verify(
     draft_logp: torch.Tensor,
     knobs: tuple[float, float, int],
     generator: torch.Generator | None,
-) -> tuple[torch.Tensor, ...]:
-    """Accept/reject each row's draft; returns accept (B,), first, second tokens and their log-probs."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Accept/reject each row's draft; returns accept (B,), the tokens (B, 2) to commit and their log-probs.
+
+    Column 0 is the draft itself when accepted (else the residual sample), column 1 the bonus token (used
+    only when the draft was accepted).
+    """
     if knobs[0] == 0:  # greedy: p and q are one-hot, so acceptance is an equality test
+        pair = logits.argmax(-1)  # (B, 2)
         report = logits.float().log_softmax(-1)  # (B, 2, V)
-        first, second = logits.argmax(-1).unbind(1)  # (B,), (B,)
-        lp_first = report[:, 0].gather(1, first[:, None]).squeeze(1)
-        lp_second = report[:, 1].gather(1, second[:, None]).squeeze(1)
-        return first == draft, first, second, lp_first, lp_second
+        return pair[:, 0] == draft, pair, report.gather(2, pair[:, :, None]).squeeze(2)
     p_logp, report = sampling_logprobs(logits, *knobs)  # (B, 2, V) each
     p_d = p_logp[:, 0].gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
     q_d = draft_logp.gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
@@ -83,9 +87,8 @@ def _verify(
     fixed = sample_from(residual_logp, generator)  # (B,)
     first = torch.where(accept, draft, fixed)  # (B,)
     second = sample_from(p_logp[:, 1], generator)  # (B,) bonus, used only when accepted
-    lp_first = report[:, 0].gather(1, first[:, None]).squeeze(1)
-    lp_second = report[:, 1].gather(1, second[:, None]).squeeze(1)
-    return accept, first, second, lp_first, lp_second
+    pair = torch.stack([first, second], dim=1)  # (B, 2)
+    return accept, pair, report.gather(2, pair[:, :, None]).squeeze(2)
 
 
 @torch.inference_mode()
@@ -154,52 +157,48 @@ def _run(
     n_out = torch.zeros(batch, dtype=torch.long, device=dev)  # (B,)
     done = torch.zeros(batch, dtype=torch.bool, device=dev)  # (B,)
     stop_ids = torch.as_tensor(list(stop_token_ids), dtype=torch.long, device=dev)
-    rows = torch.arange(batch, device=dev)
     if max_new == 0:
-        return _output(out_ids, out_lp, n_out, done, tokenizer, 0.0, 0)
-    cache, mtp_cache = (
-        new_cache(model, batch, width + max_new + 2),
-        new_cache(model, batch, width + max_new + 2, 1),
-    )
-    module = model.mtp[0]
-    out = model(tokens, attention_mask=mask, cache=cache, return_aux=True, with_mtp=False)
-    cache.advance()
-    sample_logp, report = sampling_logprobs(out.logits[:, -1], *knobs)  # (B, V)
+        return _output(out_ids, out_lp, n_out, done, tokenizer, torch.zeros(2, batch, dtype=torch.long), 0)
+    # one cache: the main layers plus one layer for MTP module 1, which shares slots and rollback
+    cache = new_cache(model, batch, width + max_new + 2, model.config.n_layers + 1)
+    real = mask.bool()  # (B, P)
+    step = cached_forward(model, tokens, cache, real)
+    sample_logp, report = sampling_logprobs(step.logits[:, -1], *knobs)  # (B, V)
     last = sample_logp.argmax(-1) if knobs[0] == 0 else sample_from(sample_logp, generator)  # (B,)
     out_ids[:, 0], out_lp[:, 0], n_out[:] = last, report.gather(1, last[:, None]).squeeze(1), 1
     done |= torch.isin(last, stop_ids)
     next_tokens = torch.cat([tokens[:, 1:], last[:, None]], dim=1)  # (B, P)
-    draft_logits = _mtp_step(model, module, out.hidden, next_tokens, mtp_cache, mask.bool())[:, -1]
-    mtp_cache.advance()
-    proposed = accepted_total = steps = 0
-    two = torch.ones(batch, 2, dtype=torch.bool, device=dev)
+    draft_logits = _draft_logits(model, step, next_tokens, real, cache)[:, -1]  # (B, V)
+    cache.advance()
+    stats = torch.zeros(2, batch, dtype=torch.long, device=dev)  # proposed, accepted per row (no host sync)
+    steps, two = 0, torch.ones(batch, 2, dtype=torch.bool, device=dev)
+    offsets, rows = torch.arange(2, device=dev), torch.arange(batch, device=dev)  # (2,), (B,)
     while bool((live := ~done & (n_out < max_new)).any()):
         if knobs[0] == 0:
             draft_logp, draft = draft_logits, draft_logits.argmax(-1)  # (B, V), (B,) greedy needs no q
         else:
             draft_logp = sampling_logprobs(draft_logits, *knobs)[0]  # (B, V)
             draft = sample_from(draft_logp, generator)  # (B,)
-        out = model(torch.stack([last, draft], dim=1), cache=cache, return_aux=True, with_mtp=False)
+        step = cached_forward(model, torch.stack([last, draft], dim=1), cache, two)
         steps += 1
-        accept, first, second, lp1, lp2 = _verify(out.logits, draft, draft_logp, knobs, generator)
-        advance = torch.where(live, 1 + accept.long(), 0)  # (B,) finished rows stay put (no cache overflow)
-        cache.advance(advance)
-        proposed += int(live.sum())
-        accepted_total += int((accept & live).sum())
-        # commit `first` for live rows, then `second` where the draft was accepted and the row goes on
-        out_ids[rows, n_out], out_lp[rows, n_out] = first, lp1
-        n_out += live.long()
-        done |= live & torch.isin(first, stop_ids)
-        take2 = live & accept & ~done & (n_out < max_new)  # (B,)
-        out_ids[rows, n_out], out_lp[rows, n_out] = torch.where(take2, second, out_ids[rows, n_out]), lp2
-        n_out += take2.long()
-        done |= take2 & torch.isin(second, stop_ids)
-        mtp_logits = _mtp_step(model, module, out.hidden, torch.stack([first, second], dim=1), mtp_cache, two)
-        mtp_cache.advance(advance)
+        accept, pair, lps = _verify(step.logits, draft, draft_logp, knobs, generator)  # (B,), (B, 2), (B, 2)
+        # the MTP draft for the next step reads the hidden state at the last committed token: slot 1 if the
+        # draft was accepted, else slot 0 (its slot-1 latent is then past the row's length and overwritten)
+        mtp_logits = _draft_logits(model, step, pair, two, cache)  # (B, 2, V)
+        accept &= live
+        stops = torch.isin(pair, stop_ids)  # (B, 2)
+        # commit pair[:, 0] for live rows and pair[:, 1] where the draft was accepted and the row goes on
+        take2 = accept & ~stops[:, 0] & (n_out + 1 < max_new)  # (B,)
+        cache.advance(live.long() + accept.long())  # rejected slots are rolled back per row
+        slots = n_out[:, None] + offsets  # (B, 2)
+        out_ids.scatter_(1, slots, pair)  # writes past a row's count are never read
+        out_lp.scatter_(1, slots, lps)
+        n_out += live.long() + take2.long()
+        done |= (live & stops[:, 0]) | (take2 & stops[:, 1])
+        stats += torch.stack([live, accept])
         draft_logits = mtp_logits[rows, accept.long()]  # (B, V)
-        last = torch.where(accept, second, first)  # (B,)
-    rate = accepted_total / max(proposed, 1)
-    return _output(out_ids, out_lp, n_out.clamp(max=max_new), done, tokenizer, rate, steps)
+        last = pair.gather(1, accept.long()[:, None]).squeeze(1)  # (B,)
+    return _output(out_ids, out_lp, n_out.clamp(max=max_new), done, tokenizer, stats, steps)
 
 
 def _output(
@@ -208,10 +207,11 @@ def _output(
     n_out: torch.Tensor,
     done: torch.Tensor,
     tokenizer: object,
-    rate: float,
+    stats: torch.Tensor,
     steps: int,
 ) -> SpeculativeOutput:
     n = n_out.tolist()
+    (proposed, accepted), ((total_p, total_a),) = stats.tolist(), stats.sum(1, keepdim=True).T.tolist()
     ids, lps = out_ids.tolist(), out_lp.tolist()
     tokens = [ids[i][: n[i]] for i in range(len(n))]
     texts = None if tokenizer is None else [tokenizer.decode(t) for t in tokens]  # type: ignore[attr-defined]
@@ -220,6 +220,7 @@ def _output(
         logprobs=[lps[i][: n[i]] for i in range(len(n))],
         finished=done.tolist(),
         texts=texts,
-        acceptance_rate=rate,
+        acceptance_rate=total_a / max(total_p, 1),
+        row_acceptance=[a / max(p, 1) for p, a in zip(proposed, accepted, strict=True)],
         n_steps=steps,
     )
