@@ -29,9 +29,11 @@ from __future__ import annotations
 import _signal
 import builtins
 import io
+import json
 import os
 import resource
 import signal
+import socket
 import sys
 import traceback
 import types
@@ -65,6 +67,7 @@ _WRITE_EVENTS = {  # event -> indexes of the path arguments that must stay insid
 _READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "os.listxattr": 0, "os.getxattr": 0}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _DEVICES = frozenset({"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"})
+_MAX_REQUEST = 1 << 24
 _TRUSTED_PREFIXES = ("rewards", "rlenv", "policies", "ctypes", "_ctypes", "subprocess", "multiprocessing")
 
 
@@ -199,37 +202,61 @@ def _std_streams() -> None:
     sys.stderr = sys.__stderr__ = err
 
 
-def enter(spec: dict, fds: list[int], hard: dict[int, int]) -> None:
-    """Runs in the freshly forked child: locks down, runs the program, and exits (never returns).
+def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
+    try:
+        return socket.recv_fds(sock, _MAX_REQUEST, 8)[:2]
+    except OSError:
+        return b"", []
 
-    ``spec["workdir"]`` must be a real path (no symlinks; the spawner builds it so); ``hard`` is
-    :func:`hard_limits` as read by the spawner; the spawner ran :func:`prepare_spawner` and
-    :func:`purge_modules`.
+
+def standby(sock: socket.socket, spec: dict, hard: dict[int, int]) -> None:
+    """Runs in a child the spawner forked ahead of time; never returns.
+
+    Does the program-independent lock-down first (own session, the job's uid, parent-death signal, SIGPIPE,
+    import settings), so that work overlaps the previous program's run; then waits on ``sock`` for
+    ``workdir + NUL + the judge's JSON spec`` (mode, program, CPU seconds) with the child's fds (EOF: the
+    spawner is closing: exit), and finishes the lock-down and runs the program (:func:`_enter`). ``spec``
+    holds the lane's settings and the uid/gid; ``hard`` is :func:`hard_limits` as read by the spawner, which
+    ran :func:`prepare_spawner` and :func:`purge_modules`.
     """
     code = 70
     try:
         os.setsid()
-        _place_fds(fds, hard[resource.RLIMIT_NOFILE])
-        os.chdir(spec["workdir"])
-        _set_limits(spec, hard)
         _drop_privileges(spec)
         _oslevel._LIBC.clear()  # the last use of ctypes (PR_SET_PDEATHSIG) is behind us
-        os.environ["HOME"] = spec["workdir"]
         _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)  # the C function: no enum round trip
-        _std_streams()
         sys.argv = ["program"]
         sys.path[:] = list(spec["sys_path"])
-        # Imports must not unmarshal cached bytecode (marshal.loads is refused: crafted code objects can
-        # read and write memory), so point the bytecode cache at a directory that does not exist.
-        sys.pycache_prefix = spec["workdir"] + "/.no-pycache"
         sys.dont_write_bytecode = True
-        _install_guard(spec["workdir"], tuple(spec["read_roots"]))
-        if spec["mode"] == "stdio":
-            code = run_main(spec["program"])
-        else:
-            code = serve(spec["program"], 3, 4, spec["max_frame"])
+        raw, fds = _receive(sock)
+        sock.close()
+        if not raw:
+            code = 0
+            return
+        workdir, _, request = raw.partition(b"\0")
+        spec.update(json.loads(request), workdir=workdir.decode())
+        code = _enter(spec, fds, hard)
     finally:
         os._exit(code)
+
+
+def _enter(spec: dict, fds: list[int], hard: dict[int, int]) -> int:
+    """The rest of the lock-down once the program is known, then the program; returns the exit code.
+
+    ``spec["workdir"]`` must be a real path (no symlinks; the spawner builds it so).
+    """
+    _place_fds(fds, hard[resource.RLIMIT_NOFILE])
+    os.chdir(spec["workdir"])
+    _set_limits(spec, hard)
+    os.environ["HOME"] = spec["workdir"]
+    _std_streams()
+    # Imports must not unmarshal cached bytecode (marshal.loads is refused: crafted code objects can
+    # read and write memory), so point the bytecode cache at a directory that does not exist.
+    sys.pycache_prefix = spec["workdir"] + "/.no-pycache"
+    _install_guard(spec["workdir"], tuple(spec["read_roots"]))
+    if spec["mode"] == "stdio":
+        return run_main(spec["program"])
+    return serve(spec["program"], 3, 4, spec["max_frame"])
 
 
 def run_main(program: str) -> int:

@@ -65,13 +65,13 @@ class SpawnerClient:
         self.sock = sock
         self.null_r, self.null_w = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
 
-    def _send(self, message: dict, fds: Sequence[int] = ()) -> None:
-        socket.send_fds(self.sock, [json.dumps(message).encode()], list(fds))
+    def _send(self, op: bytes, message: dict, fds: Sequence[int] = ()) -> None:
+        socket.send_fds(self.sock, [op + json.dumps(message).encode()], list(fds))
 
     def spawn(self, spec: dict, fds: list[int], *, owned: Sequence[int] = ()) -> int:
         """Starts a child on ``fds`` (its 0, 1, 2, ...); closes ``owned`` (this judge's copies) afterwards."""
         try:
-            self._send({"op": "spawn", "spec": spec}, fds)
+            self._send(b"S", spec, fds)
             return int(self.sock.recv(64))
         finally:
             for fd in owned:
@@ -80,7 +80,7 @@ class SpawnerClient:
     def finish(self, pid: int, grace: float, *, reply: bool = True) -> int:
         """Ends a child (waiting up to ``grace`` s for it to exit) and cleans up after it; returns its wait
         status, or 0 without waiting for the spawner when ``reply`` is False (later requests queue behind)."""
-        self._send({"op": "finish", "pid": pid, "grace": grace, "reply": reply})
+        self._send(b"F", {"pid": pid, "grace": grace, "reply": reply})
         return int(self.sock.recv(64)) if reply else 0
 
 

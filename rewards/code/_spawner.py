@@ -6,7 +6,7 @@ the judge reads any job, so every sandboxed child starts from memory that never 
 fresh uid from the lane's range (per-child ``RLIMIT_NPROC`` accounting, and kill-by-uid reaches only it).
 
 Protocol (``SOCK_SEQPACKET`` socketpair with the judge, file descriptors passed with ``SCM_RIGHTS``):
-``{"op": "spawn", ...}`` + fds -> the pid as decimal digits; ``{"op": "finish", "pid": n, "grace": s,
+``S`` + the child's spec as JSON, + fds -> the pid as decimal digits; ``F`` + ``{"pid": n, "grace": s,
 "reply": bool}`` -> waits up to ``grace`` seconds for the child to exit by itself, kills and reaps it, then
 kills everything the job's user still owns, removes the child's working directory and answers with the wait
 status in digits (nothing when ``reply`` is false: the judge of an assert job does not need it, and its next
@@ -129,7 +129,10 @@ def _recv(sock: socket.socket, buffer: bytearray) -> tuple[bytes, list[int]]:
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    return bytes(memoryview(buffer)[:size]), list(fds)
+    view = memoryview(buffer)[:size]
+    raw = bytes(view)
+    view[:] = bytes(size)  # a standby child forked later must not find this request in the buffer
+    return raw, list(fds)
 
 
 class Spawner:
@@ -147,10 +150,11 @@ class Spawner:
         self.chmod = bool(umask & 0o700)  # mkdir(0o700) gives exactly 0o700 unless the umask hides owner bits
         self.buffer = bytearray(_MAX_MSG)
         self.clean_modules = _child.purge_modules()
+        self.standby: tuple[int, int | None, socket.socket] | None = None
 
-    def _workdir(self, uid: int | None) -> str:
+    def _workdir(self, pid: int, uid: int | None) -> str:
         """A fresh working directory, mode 0700, owned by the child's uid."""
-        workdir = f"{self.jobdir}/run-{self.count}"
+        workdir = f"{self.jobdir}/run-{pid}"
         try:
             os.mkdir(workdir, 0o700)
         except FileExistsError:  # a leftover that could not be removed: pick a random name instead
@@ -161,22 +165,41 @@ class Spawner:
             os.chmod(workdir, 0o700)
         return workdir
 
-    def spawn(self, request: dict, fds: list[int]) -> int:
+    def fork_standby(self) -> None:
+        """Forks the next child ahead of time (``_child.standby``): its program-independent set-up then
+        overlaps the current program's run. Called with no request in this process's frames or buffer."""
         uid = None
         if self.job["uid_start"] is not None:  # a fresh uid per child: RLIMIT_NPROC, kill(-1) are per child
             uid = self.job["uid_start"] + self.count % self.job["uid_span"]
-        workdir = self._workdir(uid)
         self.count += 1
-        spec = {**self.job["child"], **request, "workdir": workdir, "uid": uid, "gid": uid}
+        spec = {**self.job["child"], "uid": uid, "gid": uid}
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if len(sys.modules) != self.clean_modules:  # the child's sys.modules must never list trusted code
             self.clean_modules = _child.purge_modules()
         pid = os.fork()
         if pid == 0:
             self.sock.close()
-            _child.enter(spec, fds, self.hard)  # never returns
-        for fd in fds:
-            os.close(fd)
-        self.children[pid] = (workdir, uid)
+            ours.close()
+            _child.standby(theirs, spec, self.hard)  # never returns
+        theirs.close()
+        self.standby = (pid, uid, ours)
+
+    def spawn(self, raw: bytes, fds: list[int]) -> int:
+        """Hands the judge's child spec (JSON ``raw``) and the child's fds to the standby child."""
+        if self.standby is None:
+            self.fork_standby()
+        pid, uid, ours = self.standby
+        self.standby = None
+        try:
+            workdir = self._workdir(pid, uid)
+            self.children[pid] = (workdir, uid)
+            socket.send_fds(ours, [workdir.encode() + b"\0" + raw], fds)
+        except OSError:  # the standby died (it is reaped by finish); the judge sees its channel close
+            self.children.setdefault(pid, (None, uid))
+        finally:
+            ours.close()
+            for fd in fds:
+                os.close(fd)
         return pid
 
     def finish(self, pid: int, grace: float) -> int:
@@ -197,31 +220,44 @@ class Spawner:
         # without unique uids, its process group.
         kill_user(uid, pgid=pid if uid is None else None, in_place=True)
         _reap_orphans()
-        try:
-            os.rmdir(workdir)  # the common case: the program left nothing behind
-        except OSError:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is not None:
+            try:
+                os.rmdir(workdir)  # the common case: the program left nothing behind
+            except OSError:
+                shutil.rmtree(workdir, ignore_errors=True)
         return status
 
     def close(self) -> None:
+        if self.standby is not None:
+            pid, uid, ours = self.standby
+            self.standby = None
+            ours.close()  # EOF: it exits by itself; finish makes sure
+            self.children[pid] = (None, uid)
         for pid in list(self.children):
             self.finish(pid, 0.0)
 
     def loop(self) -> None:
-        while True:
-            raw, fds = _recv(self.sock, self.buffer)
-            if not raw:
-                return
-            request = json.loads(raw)
-            if request["op"] == "spawn":
-                reply = self.spawn(request["spec"], fds)
-            elif request["op"] == "finish":
-                reply = self.finish(request["pid"], float(request["grace"]))
-                if not request.get("reply", True):
-                    continue
-            else:
-                raise WireError(f"unknown spawner op {request['op']!r}")
-            self.sock.send(b"%d" % reply)  # a pid or a wait status: plain digits, no JSON encoder per reply
+        while self.serve_one():
+            if self.standby is None:
+                self.fork_standby()  # from this frame: the request's objects are gone
+
+    def serve_one(self) -> bool:
+        """Answers one request; False on EOF."""
+        raw, fds = _recv(self.sock, self.buffer)
+        if not raw:
+            return False
+        op, body = raw[:1], raw[1:]
+        if op == b"S":  # the spec is the standby child's to parse
+            reply = self.spawn(body, fds)
+        elif op == b"F":
+            request = json.loads(body)
+            reply = self.finish(request["pid"], float(request["grace"]))
+            if not request.get("reply", True):
+                return True
+        else:
+            raise WireError(f"unknown spawner request {raw[:40]!r}")
+        self.sock.send(b"%d" % reply)  # a pid or a wait status: plain digits, no JSON encoder per reply
+        return True
 
 
 def main(sock: socket.socket, job: dict) -> None:

@@ -227,8 +227,9 @@ def test_failure_messages_explain(outcome):
     assert "time limit" in outcome["results"]["infinite_loop"].detail
 
 
-def _sandbox_processes(lo: int, hi: int) -> list[int]:
-    """Processes of one sandbox's uids (its judges run as the first uid, children above it)."""
+def _sandbox_processes(lo: int, hi: int, *, uids: bool = False) -> list:
+    """Processes of one sandbox's uids (its judges run as the first uid, children above it); with ``uids``,
+    (pid, uid) pairs."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -238,15 +239,22 @@ def _sandbox_processes(lo: int, hi: int) -> list[int]:
                 continue
             uid = int(status.split("Uid:")[1].split()[0])
             if lo <= uid < hi:
-                found.append(int(entry))
+                found.append((int(entry), uid) if uids else int(entry))
     return found
 
 
 def test_no_leftover_processes_or_directories(outcome, box):
-    # Between jobs only the lanes (judge + spawner per worker, never running model code) stay up.
+    # Between jobs only the lanes (judge + spawner per worker, never running model code) stay up, plus at
+    # most one standby child per lane, forked ahead of time and still waiting for a program.
     stats = box.stats()
     assert stats["workdirs"] == []
-    assert len(_sandbox_processes(*stats["uids"])) == stats["lanes"]  # the judges; no program is left
+    processes = _sandbox_processes(*stats["uids"], uids=True)
+    judges = [pid for pid, uid in processes if uid == stats["uids"][0]]
+    standbys = [pid for pid, uid in processes if uid != stats["uids"][0]]
+    assert len(judges) == stats["lanes"]
+    assert len(standbys) <= stats["lanes"]
+    for pid in standbys:  # no program is left: a standby has never entered a working directory
+        assert os.readlink(f"/proc/{pid}/cwd") == "/"
     zygote = box.zygote_pid
     zombies = [p for p in os.listdir("/proc") if p.isdigit() and _is_zombie_child_of(int(p), zygote)]
     assert zombies == []
