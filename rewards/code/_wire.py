@@ -26,6 +26,7 @@ from typing import Any
 __all__ = ["WireError", "decode", "encode", "read_frame", "write_frame"]
 
 MAX_DEPTH = 100
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps with options builds one per call
 SMALL_INT = 1 << 53
 
 
@@ -138,7 +139,7 @@ def decode(data: Any) -> Any:
 
 def write_frame(fd: int, message: Any) -> None:
     """Writes one JSON message as a length-prefixed frame (blocking)."""
-    payload = json.dumps(message, separators=(",", ":")).encode()
+    payload = _ENCODER.encode(message).encode()
     data = len(payload).to_bytes(4, "big") + payload
     view = memoryview(data)
     while view:
