@@ -7,15 +7,20 @@ Rows printed (ours vs the peer):
 2. Decode tokens/s: ``policies.generate`` (prefill once, absorbed MLA over the latent cache) vs the same
    sampler recomputing the whole sequence every step (no cache).
 3. MoE forward (and forward+backward) time vs a dense model with the same *active* parameters per token.
-4. MTP self-speculative decoding vs plain greedy decoding at identical outputs: the model is first trained
-   for ``--train-steps`` on arithmetic text with the MTP loss so the draft head is meaningful; prints the
-   acceptance rate, the speed-up and whether the outputs are identical.
+4. MTP self-speculative decoding vs plain greedy decoding at identical outputs, for ``k`` = ``--n-draft``
+   drafts per step, batch ``--batch`` and batch 1: a fresh model is first trained for ``--train-steps`` with
+   the MTP loss on generated text (``--corpus``: ``counting`` = runs of consecutive numbers in words, which
+   a small model predicts well byte by byte; ``arithmetic`` = random equations, whose digits it cannot) so
+   the draft head is meaningful. Printed for the small preset (4 main blocks) and for
+   ``ModelConfig.small(n_layers=--deep-layers)``: the MTP block's share of a step shrinks with depth
+   (DeepSeek-V3 pairs 61 blocks with one MTP block). Each row prints the acceptance rate (overall and
+   the per-row range), the speed-up, main forwards vs plain steps, and whether the outputs are identical.
 5. Activation memory kept for backward with and without selective recomputation (bytes of the tensors
    autograd saves, counted by ``torch.autograd.graph.saved_tensors_hooks``).
 
 Usage::
 
-    python benchmarks/bench_policy.py                 # small preset, about 2-3 minutes on 2 CPU cores
+    python benchmarks/bench_policy.py                 # about 4-8 minutes on 2 shared CPU cores
     python benchmarks/bench_policy.py --quick         # fewer repeats / training steps
     python benchmarks/bench_policy.py --device cuda   # on a GPU
 
@@ -33,7 +38,7 @@ import torch
 
 from policies import ModelConfig, Tokenizer, Transformer, count_parameters, generate, left_pad, mtp_loss
 from policies.generate import new_cache
-from policies.speculative import speculative_generate
+from policies.speculative import SpeculativeOutput, speculative_generate
 
 
 def _sync(device: str) -> None:
@@ -217,34 +222,36 @@ def train_for_mtp(
 
 
 def speculative_row(
-    model: Transformer, prompts: list[list[int]], n: int, repeats: int, device: str, label: str
+    model: Transformer, prompts: list[list[int]], n: int, k: int, repeats: int, device: str, label: str
 ) -> None:
-    plain = generate(model, prompts, max_new_tokens=n, temperature=0)
-    spec = speculative_generate(model, prompts, max_new_tokens=n, temperature=0)
-    same = plain.tokens == spec.tokens
-    t_plain, t_spec = _compare(
-        lambda: generate(model, prompts, max_new_tokens=n, temperature=0),
-        lambda: speculative_generate(model, prompts, max_new_tokens=n, temperature=0),
-        repeats,
-        device,
-    )
+    """Plain vs speculative greedy decoding with ``k`` drafts per step, interleaved medians."""
+
+    def plain() -> list[list[int]]:
+        return generate(model, prompts, max_new_tokens=n, temperature=0).tokens
+
+    def spec() -> SpeculativeOutput:
+        return speculative_generate(model, prompts, max_new_tokens=n, temperature=0, n_draft=k)
+
+    out = spec()
+    same = plain() == out.tokens
+    t_plain, t_spec = _compare(plain, spec, repeats, device)
     tok = len(prompts) * n
     _row(
-        f"greedy tok/s {label}, B={len(prompts)}",
+        f"greedy {label} k={k}, B={len(prompts)}",
         "plain decoding",
         tok / t_plain,
-        f"MTP spec. (acc {spec.acceptance_rate:.2f})",
+        f"MTP spec. (acc {out.acceptance_rate:.2f})",
         tok / t_spec,
         "tok/s",
         t_plain / t_spec,
     )
-    cost = (t_spec / max(spec.n_steps, 1)) / (t_plain / (n - 1))
-    rows = spec.row_acceptance
+    cost = (t_spec / max(out.n_steps, 1)) / (t_plain / (n - 1))
+    rows = out.row_acceptance
     print(
         f"{'':<34} {n} new tokens; outputs identical: {same}; per-row acceptance "
-        f"{min(rows):.2f}-{max(rows):.2f}; main forwards {spec.n_steps} vs {n - 1} plain; one speculative "
-        f"step (2-token main forward + MTP block) costs {cost:.2f}x a plain step, so the speed-up is about "
-        f"(1 + acceptance) / {cost:.2f}"
+        f"{min(rows):.2f}-{max(rows):.2f}; main forwards {out.n_steps} vs {n - 1} plain "
+        f"({(n - 1) / max(out.n_steps, 1):.2f} tokens each); a speculative step ({k + 1}-token main "
+        f"forward + {k} MTP block passes) costs {cost:.2f}x a plain step"
     )
 
 
@@ -256,13 +263,16 @@ def speculative_rows(layers: int, args: argparse.Namespace, steps: int, repeats:
     model = Transformer(cfg).to(args.device)
     size = count_parameters(model)["total"] / 1e6
     print(
-        f"training {label} ({layers} main blocks + 1 MTP block, {size:.2f}M params) {steps} steps on "
-        f"{args.corpus} text with the MTP loss ..."
+        f"row 4, config {label}: ModelConfig.small(n_layers={layers}), {layers} main blocks + 1 MTP block, "
+        f"{size:.2f}M params; training {steps} steps on {args.corpus} text with the MTP loss ..."
     )
     train_for_mtp(model, steps, args.device, args.corpus)
     prompts = _spec_prompts(args.corpus, args.batch)
-    speculative_row(model, prompts, 64, repeats, args.device, label)
-    speculative_row(model, prompts[:1], 64, repeats, args.device, label)
+    sample = generate(model, prompts[:1], max_new_tokens=64, temperature=0, tokenizer=Tokenizer())
+    print(f"  greedy sample: {Tokenizer().decode(prompts[0])!r} -> {sample.texts[0]!r}")
+    for k in args.n_draft:
+        for batch in (prompts, prompts[:1]):
+            speculative_row(model, batch, 64, k, repeats, args.device, label)
 
 
 def recompute_row(cfg: ModelConfig, batch: int, seqlen: int, device: str) -> None:
@@ -315,6 +325,12 @@ def main() -> None:
         type=int,
         default=12,
         help="main blocks of the second, deeper row-4 config (0 = skip)",
+    )
+    parser.add_argument(
+        "--n-draft",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[1, 2, 3],
+        help="comma-separated draft lengths for row 4 (1 = DeepSeek-V3's single MTP draft)",
     )
     parser.add_argument("--batch", type=int, default=8, help="decode batch size")
     parser.add_argument(

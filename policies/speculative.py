@@ -1,21 +1,29 @@
 """Self-speculative decoding with the model's own multi-token-prediction (MTP) module as the draft.
 
-Key idea (DeepSeek-V3 section 5.4.3; speculative sampling of Leviathan et al. 2023, Chen et al. 2023): each
-step feeds two tokens to the main model with the latent cache -- the last committed token ``x`` and a draft
-``d`` proposed by MTP module 1 -- and gets both ``p(. | ..x)`` and ``p(. | ..x, d)`` from one forward.
-``d`` is accepted with probability ``min(1, p(d) / q(d))`` (``q`` = the draft distribution); on acceptance a
-bonus token is sampled from ``p(. | ..x, d)`` (two tokens for one forward), on rejection one token is sampled
-from the residual ``norm(max(0, p - q))``. The committed tokens are then distributed exactly as plain
-sampling from ``p`` (same temperature/top-k/top-p), and with temperature 0 both ``p`` and ``q`` are one-hot,
-so greedy output is token-for-token the plain greedy output. Rejected draft slots are rolled back by advancing
-each row's cache by its own accepted count. The MTP block keeps its own latent cache: its slot j holds
-``eh_proj([hnorm(h_j) ; enorm(emb(x_{j+1}))])``.
+Key idea (DeepSeek-V3 section 5.4.3; speculative sampling of Leviathan et al. 2023, Chen et al. 2023): MTP
+module 1 proposes ``k = n_draft`` tokens ``d_1..d_k``; one main forward over ``[x, d_1..d_k]`` (``x`` = the
+last committed token) on the latent cache gives ``p(. | ..x)``, ``p(. | ..x, d_1)``, ... at once. Draft
+``d_i`` is accepted with probability ``min(1, p(d_i) / q(d_i))`` (``q`` = the draft distribution) while all
+before it were; at the first rejection one token is sampled from the residual ``norm(max(0, p - q))``, and
+if all ``k`` pass a bonus token is sampled from the last ``p``. The committed tokens are then distributed
+exactly as plain sampling from ``p`` (same temperature/top-k/top-p); with temperature 0 ``p`` and ``q`` are
+one-hot, so greedy output is token-for-token the plain greedy output.
 
-Speed-up = (1 + acceptance rate) tokens per step over the cost of a two-token main forward plus one MTP block;
-it needs a trained MTP head (an untrained one is rarely accepted).
+One step is exactly: the main forward over ``k + 1`` tokens, then MTP module 1 over the same ``k + 1`` slots
+(which also yields the next step's first draft), then ``k - 1`` one-token MTP passes for the further drafts.
+The MTP block is one extra layer of the main ``KVCache``: its slot ``j`` holds
+``eh_proj([hnorm(h_j) ; enorm(emb(x_{j+1}))])`` at position ``j``, so it reuses the main layers' slots,
+RoPE positions, mask, and per-row rollback -- each row advances by its own accepted count and rejected slots
+are simply overwritten, nothing is recomputed. Drafts ``d_2..d_k`` chain module 1 on its own output hidden
+state in place of the main model's (the EAGLE-style chaining SGLang/vLLM use for DeepSeek-V3's single MTP
+module); those tentative slots are overwritten by the next step's exact ones.
 
-Left out: drafts longer than one token (chained MTP depths), tree attention, routing capture, batch
-compaction of finished rows, stop strings (use ``policies.generate`` for those).
+Speed-up = tokens per step (``1 + accepted drafts``) over the cost of a ``(k + 1)``-token main forward plus
+``k`` MTP blocks; it needs a trained MTP head (an untrained one is rarely accepted) and a main model deep
+enough that one block is cheap next to it (DeepSeek-V3: 61 blocks beside one MTP block).
+
+Left out: tree attention (several candidates per position), a second MTP module for depth 2 (trained chains),
+routing capture, batch compaction of finished rows, stop strings (use ``policies.generate`` for those).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from policies.generate import CachedStep, GenerationOutput, cached_forward, chec
 from policies.model import Transformer
 from policies.sampling import check_sampling, sample_from, sampling_logprobs
 
+Knobs = tuple[float, float, int]  # temperature, top_p, top_k
+
 
 @dataclass
 class SpeculativeOutput(GenerationOutput):
@@ -40,55 +50,104 @@ class SpeculativeOutput(GenerationOutput):
     row_acceptance: list[float] = field(default_factory=list)
     """Per row, accepted / proposed drafts (rows accept independently; each advances by its own count)."""
     n_steps: int = 0
-    """Main-model decode forwards (each over two tokens)."""
+    """Main-model decode forwards (each over ``1 + n_draft`` tokens)."""
 
 
-def _draft_logits(
+def _mtp(
     model: Transformer, step: CachedStep, next_tokens: torch.Tensor, real: torch.Tensor, cache: KVCache
-) -> torch.Tensor:
-    """MTP module 1 over the slots ``step`` prepared: logits (B, n, V) for the token after ``next_tokens``.
-
-    Slot j of the MTP layer (the cache's last layer) holds ``eh_proj([hnorm(h_j) ; enorm(emb(x_{j+1}))])``
-    at position j, so it shares the main layers' slots, positions, mask and per-row rollback.
-    """
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MTP module 1 over the slots ``step`` prepared; returns its logits (B, n, V) and hidden (B, n, dim)."""
     module = model.mtp[0]
     x = module.combine(step.hidden, model.embed(next_tokens))  # (B, n, dim)
     layer = model.config.n_layers
     h, _, _ = module.block(
         x, step.cos, step.sin, mask=step.visible, token_mask=real, cache=cache, cache_layer=layer
     )
-    return model.head(module.norm(h))  # (B, n, V)
+    return model.head(module.norm(h)), h  # (B, n, V), (B, n, dim)
+
+
+def _draw(logits: torch.Tensor, knobs: Knobs, generator: torch.Generator | None) -> tuple[torch.Tensor, ...]:
+    """A draft (B,) from MTP logits (B, V) and its sampling log-probs q (B, V) (the logits if greedy)."""
+    if knobs[0] == 0:
+        return logits.argmax(-1), logits  # greedy needs no q
+    logp = sampling_logprobs(logits, *knobs)[0]  # (B, V)
+    return sample_from(logp, generator), logp
+
+
+def _propose(
+    model: Transformer,
+    cache: KVCache,
+    first: tuple[torch.Tensor, torch.Tensor],
+    k: int,
+    knobs: Knobs,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``k`` chained drafts (B, k) and their q log-probs (B, k, V), from the first draft's logits and hidden.
+
+    Drafts 2..k run module 1 on its own previous hidden state at tentative slots past each row's length;
+    the row lengths are restored afterwards (the next main step overwrites those slots).
+    """
+    logits, hidden = first  # (B, V), (B, 1, dim)
+    module, layer = model.mtp[0], model.config.n_layers
+    draft, logp = _draw(logits, knobs, generator)
+    drafts, logps = [draft], [logp]
+    saved = cache.lengths.clone(), cache.n_real.clone()
+    one = torch.ones(draft.shape[0], 1, dtype=torch.bool, device=draft.device)  # (B, 1)
+    for _ in range(k - 1):
+        positions, visible = cache.prepare(one)
+        cos, sin = model.rope(positions)  # (B, 1, dr/2)
+        x = module.combine(hidden, model.embed(drafts[-1][:, None]))  # (B, 1, dim)
+        hidden, _, _ = module.block(x, cos, sin, mask=visible, token_mask=one, cache=cache, cache_layer=layer)
+        cache.advance()
+        draft, logp = _draw(model.head(module.norm(hidden))[:, 0], knobs, generator)
+        drafts.append(draft)
+        logps.append(logp)
+    if k > 1:
+        cache.lengths, cache.n_real = saved
+    return torch.stack(drafts, 1), torch.stack(logps, 1)  # (B, k), (B, k, V)
 
 
 def _verify(
     logits: torch.Tensor,
-    draft: torch.Tensor,
+    drafts: torch.Tensor,
     draft_logp: torch.Tensor,
-    knobs: tuple[float, float, int],
+    knobs: Knobs,
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Accept/reject each row's draft; returns accept (B,), the tokens (B, 2) to commit and their log-probs.
+    """Accept/reject the drafts (B, k) against the main logits (B, k + 1, V).
 
-    Column 0 is the draft itself when accepted (else the residual sample), column 1 the bonus token (used
-    only when the draft was accepted).
+    Returns the accepted count ``a`` (B,), the tokens ``c`` (B, k + 1) and their reported log-probs: row b
+    commits ``c[b, :a + 1]`` (the accepted drafts, then the residual or bonus sample).
     """
+    k = drafts.shape[1]
     if knobs[0] == 0:  # greedy: p and q are one-hot, so acceptance is an equality test
-        pair = logits.argmax(-1)  # (B, 2)
-        report = logits.float().log_softmax(-1)  # (B, 2, V)
-        return pair[:, 0] == draft, pair, report.gather(2, pair[:, :, None]).squeeze(2)
-    p_logp, report = sampling_logprobs(logits, *knobs)  # (B, 2, V) each
-    p_d = p_logp[:, 0].gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
-    q_d = draft_logp.gather(1, draft[:, None]).squeeze(1).exp()  # (B,)
-    u = torch.rand(p_d.shape, generator=generator, device=p_d.device, dtype=p_d.dtype)  # (B,)
-    accept = u * q_d < p_d  # u < p/q without dividing by zero
-    residual = (p_logp[:, 0].exp() - draft_logp.exp()).clamp(min=0)  # (B, V)
-    has_mass = residual.sum(1, keepdim=True) > 0
-    residual_logp = torch.where(has_mass, residual.log(), p_logp[:, 0])  # (B, V)
-    fixed = sample_from(residual_logp, generator)  # (B,)
-    first = torch.where(accept, draft, fixed)  # (B,)
-    second = sample_from(p_logp[:, 1], generator)  # (B,) bonus, used only when accepted
-    pair = torch.stack([first, second], dim=1)  # (B, 2)
-    return accept, pair, report.gather(2, pair[:, :, None]).squeeze(2)
+        tokens = logits.argmax(-1)  # (B, k + 1)
+        n_acc = (tokens[:, :k] == drafts).long().cumprod(1).sum(1)  # (B,)
+        report = logits.float().log_softmax(-1)  # (B, k + 1, V)
+        return n_acc, tokens, report.gather(2, tokens[:, :, None]).squeeze(2)
+    p_logp, report = sampling_logprobs(logits, *knobs)  # (B, k + 1, V) each
+    p_d = p_logp[:, :k].gather(2, drafts[:, :, None]).squeeze(2).exp()  # (B, k)
+    q_d = draft_logp.gather(2, drafts[:, :, None]).squeeze(2).exp()  # (B, k)
+    u = torch.rand(p_d.shape, generator=generator, device=p_d.device, dtype=p_d.dtype)  # (B, k)
+    n_acc = (u * q_d < p_d).long().cumprod(1).sum(1)  # (B,) u < p/q without dividing by zero
+    residual = (p_logp[:, :k].exp() - draft_logp.exp()).clamp(min=0)  # (B, k, V)
+    has_mass = residual.sum(-1, keepdim=True) > 0
+    residual_logp = torch.where(has_mass, residual.log(), p_logp[:, :k])  # (B, k, V)
+    fixed = sample_from(torch.cat([residual_logp, p_logp[:, k:]], 1), generator)  # (B, k + 1)
+    index = torch.arange(k + 1, device=drafts.device)  # (k + 1,)
+    tokens = torch.where(index < n_acc[:, None], torch.cat([drafts, fixed[:, k:]], 1), fixed)  # (B, k + 1)
+    return n_acc, tokens, report.gather(2, tokens[:, :, None]).squeeze(2)
+
+
+def _commit_counts(
+    tokens: torch.Tensor, n_acc: torch.Tensor, stop_ids: torch.Tensor, room: torch.Tensor, live: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens each row keeps (B,): up to ``n_acc + 1``, cut after a stop token and at the budget ``room``."""
+    index = torch.arange(tokens.shape[1], device=tokens.device)  # (k + 1,)
+    stops = torch.isin(tokens, stop_ids) & (index <= n_acc[:, None])  # (B, k + 1)
+    first_stop = torch.where(stops.any(1), stops.long().argmax(1), tokens.shape[1])  # (B,)
+    take = torch.minimum(torch.minimum(n_acc, first_stop) + 1, room) * live  # (B,)
+    return take, live & (first_stop < take)
 
 
 @torch.inference_mode()
@@ -104,36 +163,37 @@ def speculative_generate(
     tokenizer: object = None,
     generator: torch.Generator | None = None,
     pad_id: int = 0,
+    n_draft: int = 1,
 ) -> SpeculativeOutput:
     """Like ``policies.generate`` (same sampling semantics and log-probs) but drafting with MTP module 1.
 
+    Args:
+        n_draft: Draft tokens per step (1 = DeepSeek-V3's setting; more chain module 1 on its own output).
+        Others: as ``policies.generate``.
+
     Raises:
-        ValueError: The model has no MTP module, or the request is invalid (see ``generate``).
+        ValueError: No MTP module, ``n_draft < 1``, or an invalid request (see ``generate``).
 
     Example:
         >>> from policies.config import ModelConfig
         >>> from policies.generate import generate
         >>> model = Transformer(ModelConfig.tiny())
-        >>> spec = speculative_generate(model, [[1, 5, 6]], max_new_tokens=6, temperature=0)
+        >>> spec = speculative_generate(model, [[1, 5, 6]], max_new_tokens=6, temperature=0, n_draft=2)
         >>> spec.tokens == generate(model, [[1, 5, 6]], max_new_tokens=6, temperature=0).tokens
         True
     """
     if not len(model.mtp):
         raise ValueError("speculative decoding needs an MTP module (config.n_mtp_modules >= 1)")
+    if n_draft < 1:
+        raise ValueError(f"n_draft={n_draft} must be >= 1")
     check_sampling(temperature, top_p, top_k)
-    check_request(model, prompts, max_new_tokens + 1, (), None)
+    check_request(model, prompts, max_new_tokens + n_draft, (), None)
     was_training = model.training
     model.eval()
     try:
+        knobs = (temperature, top_p, top_k)
         return _run(
-            model,
-            prompts,
-            max_new_tokens,
-            (temperature, top_p, top_k),
-            stop_token_ids,
-            tokenizer,
-            generator,
-            pad_id,
+            model, prompts, max_new_tokens, knobs, stop_token_ids, tokenizer, generator, pad_id, n_draft
         )
     finally:
         model.train(was_training)
@@ -143,61 +203,56 @@ def _run(
     model: Transformer,
     prompts: Sequence[Sequence[int]],
     max_new: int,
-    knobs: tuple[float, float, int],
+    knobs: Knobs,
     stop_token_ids: Sequence[int],
     tokenizer: object,
     generator: torch.Generator | None,
     pad_id: int,
+    k: int,
 ) -> SpeculativeOutput:
     tokens, mask = left_pad(prompts, pad_id, model.embed.weight.device)  # (B, P)
     batch, width = tokens.shape
     dev = tokens.device
-    out_ids = torch.zeros(batch, max_new + 2, dtype=torch.long, device=dev)  # (B, N + 2)
-    out_lp = torch.zeros(batch, max_new + 2, dtype=torch.float32, device=dev)
+    out_ids = torch.zeros(batch, max_new + k + 1, dtype=torch.long, device=dev)  # (B, N + k + 1)
+    out_lp = torch.zeros(batch, max_new + k + 1, dtype=torch.float32, device=dev)
     n_out = torch.zeros(batch, dtype=torch.long, device=dev)  # (B,)
     done = torch.zeros(batch, dtype=torch.bool, device=dev)  # (B,)
     stop_ids = torch.as_tensor(list(stop_token_ids), dtype=torch.long, device=dev)
+    stats = torch.zeros(2, batch, dtype=torch.long, device=dev)  # proposed, accepted per row (no host sync)
     if max_new == 0:
-        return _output(out_ids, out_lp, n_out, done, tokenizer, torch.zeros(2, batch, dtype=torch.long), 0)
+        return _output(out_ids, out_lp, n_out, done, tokenizer, stats, 0)
     # one cache: the main layers plus one layer for MTP module 1, which shares slots and rollback
-    cache = new_cache(model, batch, width + max_new + 2, model.config.n_layers + 1)
+    cache = new_cache(model, batch, width + max_new + k + 1, model.config.n_layers + 1)
     real = mask.bool()  # (B, P)
     step = cached_forward(model, tokens, cache, real)
     sample_logp, report = sampling_logprobs(step.logits[:, -1], *knobs)  # (B, V)
     last = sample_logp.argmax(-1) if knobs[0] == 0 else sample_from(sample_logp, generator)  # (B,)
     out_ids[:, 0], out_lp[:, 0], n_out[:] = last, report.gather(1, last[:, None]).squeeze(1), 1
     done |= torch.isin(last, stop_ids)
-    next_tokens = torch.cat([tokens[:, 1:], last[:, None]], dim=1)  # (B, P)
-    draft_logits = _draft_logits(model, step, next_tokens, real, cache)[:, -1]  # (B, V)
+    logits, hidden = _mtp(model, step, torch.cat([tokens[:, 1:], last[:, None]], dim=1), real, cache)
+    first = logits[:, -1], hidden[:, -1:]  # (B, V), (B, 1, dim)
     cache.advance()
-    stats = torch.zeros(2, batch, dtype=torch.long, device=dev)  # proposed, accepted per row (no host sync)
-    steps, two = 0, torch.ones(batch, 2, dtype=torch.bool, device=dev)
-    offsets, rows = torch.arange(2, device=dev), torch.arange(batch, device=dev)  # (2,), (B,)
+    steps, fed = 0, torch.ones(batch, k + 1, dtype=torch.bool, device=dev)
+    index, rows = torch.arange(k + 1, device=dev), torch.arange(batch, device=dev)  # (k + 1,), (B,)
     while bool((live := ~done & (n_out < max_new)).any()):
-        if knobs[0] == 0:
-            draft_logp, draft = draft_logits, draft_logits.argmax(-1)  # (B, V), (B,) greedy needs no q
-        else:
-            draft_logp = sampling_logprobs(draft_logits, *knobs)[0]  # (B, V)
-            draft = sample_from(draft_logp, generator)  # (B,)
-        step = cached_forward(model, torch.stack([last, draft], dim=1), cache, two)
+        drafts, draft_logp = _propose(model, cache, first, k, knobs, generator)  # (B, k), (B, k, V)
+        step = cached_forward(model, torch.cat([last[:, None], drafts], 1), cache, fed)
         steps += 1
-        accept, pair, lps = _verify(step.logits, draft, draft_logp, knobs, generator)  # (B,), (B, 2), (B, 2)
-        # the MTP draft for the next step reads the hidden state at the last committed token: slot 1 if the
-        # draft was accepted, else slot 0 (its slot-1 latent is then past the row's length and overwritten)
-        mtp_logits = _draft_logits(model, step, pair, two, cache)  # (B, 2, V)
-        accept &= live
-        stops = torch.isin(pair, stop_ids)  # (B, 2)
-        # commit pair[:, 0] for live rows and pair[:, 1] where the draft was accepted and the row goes on
-        take2 = accept & ~stops[:, 0] & (n_out + 1 < max_new)  # (B,)
-        cache.advance(live.long() + accept.long())  # rejected slots are rolled back per row
-        slots = n_out[:, None] + offsets  # (B, 2)
-        out_ids.scatter_(1, slots, pair)  # writes past a row's count are never read
+        n_acc, new, lps = _verify(step.logits, drafts, draft_logp, knobs, generator)  # (B,), (B, k + 1) x2
+        # MTP slot j reads the main hidden state at slot j and the token committed after it; the next draft
+        # comes from slot n_acc (the last committed token); slots past it are rolled back below
+        logits, hidden = _mtp(model, step, new, fed, cache)  # (B, k + 1, V), (B, k + 1, dim)
+        n_acc = n_acc * live
+        take, stopped = _commit_counts(new, n_acc, stop_ids, max_new - n_out, live)
+        cache.advance(take)  # = n_acc + 1 unless the row ends here (rows never outgrow the cache)
+        slots = n_out[:, None] + index  # (B, k + 1)
+        out_ids.scatter_(1, slots, new)  # writes past a row's count are never read
         out_lp.scatter_(1, slots, lps)
-        n_out += live.long() + take2.long()
-        done |= (live & stops[:, 0]) | (take2 & stops[:, 1])
-        stats += torch.stack([live, accept])
-        draft_logits = mtp_logits[rows, accept.long()]  # (B, V)
-        last = pair.gather(1, accept.long()[:, None]).squeeze(1)  # (B,)
+        n_out += take
+        done |= stopped
+        stats += torch.stack([live * k, n_acc])
+        first = logits[rows, n_acc], hidden[rows, n_acc][:, None]  # (B, V), (B, 1, dim)
+        last = new[rows, n_acc]  # (B,)
     return _output(out_ids, out_lp, n_out.clamp(max=max_new), done, tokenizer, stats, steps)
 
 
