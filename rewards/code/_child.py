@@ -256,7 +256,7 @@ def _enter(spec: dict, fds: list[int], hard: dict[int, int]) -> int:
     _install_guard(spec["workdir"], tuple(spec["read_roots"]))
     if spec["mode"] == "stdio":
         return run_main(spec["program"])
-    return serve(spec["program"], 3, 4, spec["max_frame"])
+    return serve(spec["program"], 3, 4, spec["max_frame"], spec.get("setup", ""))
 
 
 def run_main(program: str) -> int:
@@ -301,7 +301,7 @@ class _Handles:
         return self.objects[ref]
 
     def arg(self, item: Any) -> Any:
-        return self.get(item["ref"]) if "ref" in item else decode(item["v"])
+        return self.get(item["ref"]) if "ref" in item else decode(item["v"], resolve=self.get)
 
 
 def _describe(namespace: dict, handles: _Handles) -> dict:
@@ -337,8 +337,9 @@ def _answer(request: dict, handles: _Handles) -> dict:
         return {"raise": _error(exc)}
 
 
-def serve(program: str, rfd: int, wfd: int, max_frame: int) -> int:
-    """Loads the program, reports its names, then answers the judge's calls until the judge hangs up."""
+def serve(program: str, rfd: int, wfd: int, max_frame: int, setup: str = "") -> int:
+    """Loads the program, then the dataset's setup code (MBPP ``test_setup_code``) in the same namespace,
+    reports the names, then answers the judge's calls until the judge hangs up."""
     handles = _Handles()
     namespace: dict[str, Any] = {"__name__": "__sandbox__", "__builtins__": builtins}
     error = None
@@ -346,6 +347,11 @@ def serve(program: str, rfd: int, wfd: int, max_frame: int) -> int:
         exec(compile(program, "<program>", "exec"), namespace)
     except BaseException as exc:
         error = _error(exc)
+    if setup:
+        try:
+            exec(compile(setup, "<test_setup_code>", "exec"), namespace)
+        except BaseException as exc:  # sys.exit / SystemExit included: the setup's names are simply missing
+            error = error or ["test_setup_code " + _error(exc)[0], _error(exc)[1]]
     write_frame(wfd, {"names": _describe(namespace, handles), "error": error})
     while True:
         try:

@@ -34,6 +34,7 @@ from typing import Any
 from rewards.code import _oslevel, _spawner
 from rewards.code._stdio import run_stdio_tests
 from rewards.code._wire import WireError, decode, encode, read_frame, write_frame
+from rewards.code.formats import call_output_matches
 
 
 class ChildTimeout(BaseException):
@@ -91,7 +92,7 @@ class Child:
         self.spawner, self.max_frame = spawner, job["limits"]["max_frame"]
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
-        spec = {"mode": "rpc", "program": job["program"], "cpu_s": cpu_s}
+        spec = {"mode": "rpc", "program": job["program"], "setup": job.get("setup", ""), "cpu_s": cpu_s}
         null_r, null_w = spawner.null_r, spawner.null_w
         self.pid = spawner.spawn(spec, [null_r, null_w, null_w, req_r, rep_w], owned=[req_r, rep_w])
         self.deadline, self.alive = deadline, True
@@ -140,12 +141,17 @@ class Child:
 
 
 def _arg(child: Child, value: Any) -> dict:
+    def ref(obj: Any) -> int | None:  # program objects inside containers travel as references
+        if type(obj) is RemoteObject:
+            if obj._child is not child:
+                raise ChildDown("an object from a previous run of the program")
+            return obj._ref
+        return None
+
     if type(value) is RemoteObject:
-        if value._child is not child:
-            raise ChildDown("an object from a previous run of the program")
-        return {"ref": value._ref}
+        return {"ref": ref(value)}
     try:
-        return {"v": encode(value)}
+        return {"v": encode(value, ref=ref)}
     except WireError as exc:
         raise TypeError(f"cannot pass this argument to the sandboxed program: {exc}") from None
 
@@ -226,16 +232,50 @@ def _short(text: str, n: int = 300) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def _run_one(code: Any, job: dict, test: str, namespace: dict) -> tuple[str, str]:
-    label = _short(test, 200) if job["kind"] == "asserts" else f"check({job['entry_point']})"
+def _call_target(namespace: dict, name: str) -> RemoteObject:
+    """The program's function ``name``, or the method ``name`` of a fresh ``Solution()`` (LeetCode style)."""
+    entry = namespace.get(name)
+    if type(entry) is RemoteObject:
+        return entry
+    solution = namespace.get("Solution")
+    if type(solution) is RemoteObject:
+        method = getattr(solution(), name)
+        if type(method) is RemoteObject:
+            return method
+    raise NameError(f"the program defines neither {name!r} nor a class Solution with that method")
+
+
+def _call_test(job: dict, test: tuple[list, Any], namespace: dict) -> None:
+    """One APPS call-based test: call, then compare here (plain values only, APPS leniency)."""
+    args, expected = test
+    got = _call_target(namespace, job["entry_point"])(*args)
+    if type(got) is RemoteObject:
+        raise TypeError(f"the program returned a {got._type!r} object, not a plain value")
+    if not call_output_matches(got, expected):
+        raise AssertionError(f"got {_short(repr(got), 150)}, expected {_short(repr(expected), 150)}")
+
+
+def _label(job: dict, i: int) -> str:
+    if job["kind"] == "asserts":
+        return _short(job["tests"][i], 200)
+    if job["kind"] == "call":
+        return f"{job['entry_point']}(*{_short(job['tests'][i], 120)})"
+    return f"check({job['entry_point']})"
+
+
+def _run_one(test: Any, job: dict, i: int, namespace: dict) -> tuple[str, str]:
+    """Runs test ``i`` (a code object, or the decoded arguments and expected value of a call)."""
+    label = _label(job, i)
     try:
         if job["kind"] == "asserts":
-            exec(code, namespace)
+            exec(test, namespace)
+        elif job["kind"] == "call":
+            _call_test(job, test, namespace)
         else:
             entry = namespace.get(job["entry_point"])
             if type(entry) is not RemoteObject:
                 return "failed", f"the program does not define {job['entry_point']!r}"
-            exec(code, namespace)
+            exec(test, namespace)
             namespace["check"](entry)
     except AssertionError as exc:
         return "failed", f"{label} failed" + (f": {_short(str(exc))}" if str(exc) else "")
@@ -275,18 +315,27 @@ def _compile_test(source: str, i: int) -> Any:
     return compile(tree, f"<test {i}>", "exec")
 
 
+def _prepare(job: dict) -> list[Any]:
+    """Each test ready to run: compiled assert / check code, or (arguments, expected) of a call."""
+    if job["kind"] != "call":
+        return [_compile_test(t, i) for i, t in enumerate(job["tests"])]
+    tests = [(json.loads(t), json.loads(e)) for t, e in zip(job["tests"], job["expected"], strict=True)]
+    if any(type(args) is not list for args, _ in tests):
+        raise ValueError("each input of a call-based test must be a list of positional arguments")
+    return tests
+
+
 def run_call_tests(job: dict, spawner: SpawnerClient, report) -> None:
-    """Runs assert / HumanEval tests, restarting the child after a timeout or crash."""
+    """Runs assert / HumanEval / call-based tests, restarting the child after a timeout or crash."""
     limits = job["limits"]
-    tests = job["tests"]
     try:
-        codes = [_compile_test(t, i) for i, t in enumerate(tests)]
-    except (SyntaxError, ValueError) as exc:
+        prepared = _prepare(job)
+    except (SyntaxError, ValueError) as exc:  # JSONDecodeError is a ValueError
         report(-1, "bad_tests", f"the reference tests do not compile: {exc}")
         return
     budget_end = time.monotonic() + limits["program_timeout_s"]
     child, namespace = None, {}
-    for i, (code, test) in enumerate(zip(codes, tests, strict=False)):
+    for i, test in enumerate(prepared):
         now = time.monotonic()
         if now >= budget_end:
             report(i, "not_run", "the program's time budget was used up by earlier tests")
@@ -297,7 +346,7 @@ def run_call_tests(job: dict, spawner: SpawnerClient, report) -> None:
                 child = Child(spawner, job, budget_end - now, deadline)
                 namespace = _namespace(child)
             child.deadline = deadline
-            status, message = _run_one(code, job, test, namespace)
+            status, message = _run_one(test, job, i, namespace)
         except ChildTimeout:
             status, message = "timeout", "the program did not finish loading in time"
         except ChildDown as exc:
@@ -306,7 +355,7 @@ def run_call_tests(job: dict, spawner: SpawnerClient, report) -> None:
             child.close()
             child = None
         if child is not None and child.load_error and status != "passed":
-            message += f" (loading the program raised {': '.join(map(str, child.load_error))})"
+            message += f" (loading the program raised {': '.join(map(str, child.load_error))})"[:600]
         report(i, status, message)
     if child is not None:
         child.close()

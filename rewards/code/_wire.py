@@ -34,7 +34,7 @@ class WireError(ValueError):
     """A value cannot be encoded, or a frame is malformed, too large or late."""
 
 
-def _enc(value: Any, depth: int) -> Any:
+def _enc(value: Any, depth: int, ref: Any = None) -> Any:  # noqa: C901 - one branch per type
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply (or cyclic)")
     kind = type(value)
@@ -45,28 +45,33 @@ def _enc(value: Any, depth: int) -> Any:
     if kind is float:
         return ["R", float.hex(value)]
     if kind is list:
-        return ["L", [_enc(v, depth + 1) for v in value]]
+        return ["L", [_enc(v, depth + 1, ref) for v in value]]
     if kind is tuple:
-        return ["T", [_enc(v, depth + 1) for v in value]]
+        return ["T", [_enc(v, depth + 1, ref) for v in value]]
     if kind is dict:
-        return ["D", [[_enc(k, depth + 1), _enc(v, depth + 1)] for k, v in value.items()]]
+        return ["D", [[_enc(k, depth + 1, ref), _enc(v, depth + 1, ref)] for k, v in value.items()]]
     if kind is set:
-        return ["S", [_enc(v, depth + 1) for v in value]]
+        return ["S", [_enc(v, depth + 1, ref) for v in value]]
     if kind is frozenset:
-        return ["F", [_enc(v, depth + 1) for v in value]]
+        return ["F", [_enc(v, depth + 1, ref) for v in value]]
     if kind is bytes:
         return ["B", base64.b64encode(value).decode("ascii")]
     if kind is complex:
         return ["C", float.hex(value.real), float.hex(value.imag)]
+    handle = ref(value) if ref is not None else None
+    if handle is not None:
+        return ["O", handle]
     raise WireError(f"values of type {kind.__name__!r} cannot leave the sandbox (only plain builtins)")
 
 
-def encode(value: Any) -> Any:
+def encode(value: Any, ref: Any = None) -> Any:
     """Encodes a plain builtin value as JSON-able tagged data.
 
     Args:
         value: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, or a ``list`` /
             ``tuple`` / ``dict`` / ``set`` / ``frozenset`` of those, with exact types (no subclasses).
+        ref: Judge to child only: called with any other object; a non-None result is sent as a reference
+            to an object living in the child (a program object the test passes back, e.g. in a list).
 
     Returns:
         JSON-serialisable data that :func:`decode` turns back into an equal value of the same types.
@@ -78,16 +83,16 @@ def encode(value: Any) -> Any:
         >>> decode(encode({(1, 2): [1.5, b"x", None]}))
         {(1, 2): [1.5, b'x', None]}
     """
-    return _enc(value, 0)
+    return _enc(value, 0, ref)
 
 
-def _items(data: Any, depth: int) -> list[Any]:
+def _items(data: Any, depth: int, resolve: Any = None) -> list[Any]:
     if type(data) is not list:
         raise WireError("malformed container")
-    return [_dec(v, depth + 1) for v in data]
+    return [_dec(v, depth + 1, resolve) for v in data]
 
 
-def _dec(data: Any, depth: int) -> Any:  # noqa: C901 - mirror of _enc
+def _dec(data: Any, depth: int, resolve: Any = None) -> Any:  # noqa: C901 - mirror of _enc
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply")
     kind = type(data)
@@ -103,29 +108,34 @@ def _dec(data: Any, depth: int) -> Any:  # noqa: C901 - mirror of _enc
             return float.fromhex(rest[0])
         if tag == "C" and len(rest) == 2:
             return complex(float.fromhex(rest[0]), float.fromhex(rest[1]))
+        if tag == "O" and len(rest) == 1 and resolve is not None:
+            return resolve(rest[0])
         if tag == "B" and len(rest) == 1:
             return base64.b64decode(rest[0], validate=True)
         if len(rest) != 1:
             raise WireError(f"malformed value tag {tag!r}")
         if tag == "L":
-            return _items(rest[0], depth)
+            return _items(rest[0], depth, resolve)
         if tag == "T":
-            return tuple(_items(rest[0], depth))
+            return tuple(_items(rest[0], depth, resolve))
         if tag == "S":
-            return set(_items(rest[0], depth))
+            return set(_items(rest[0], depth, resolve))
         if tag == "F":
-            return frozenset(_items(rest[0], depth))
+            return frozenset(_items(rest[0], depth, resolve))
         if tag == "D":
             if type(rest[0]) is not list or any(type(p) is not list or len(p) != 2 for p in rest[0]):
                 raise WireError("malformed dict items")
-            return {_dec(k, depth + 1): _dec(v, depth + 1) for k, v in rest[0]}
+            return {_dec(k, depth + 1, resolve): _dec(v, depth + 1, resolve) for k, v in rest[0]}
     except (TypeError, ValueError, OverflowError) as exc:
         raise WireError(f"malformed {tag!r} value: {exc}") from None
     raise WireError(f"unknown value tag {tag!r}")
 
 
-def decode(data: Any) -> Any:
+def decode(data: Any, resolve: Any = None) -> Any:
     """Rebuilds a value from :func:`encode`'s output, validating every tag (the inverse of :func:`encode`).
+
+    ``resolve`` (the child only) turns a reference made by ``encode(..., ref=...)`` back into its object;
+    without it a reference is malformed data (the judge never accepts one from the child).
 
     Raises:
         WireError: On anything :func:`encode` could not have produced (including unhashable set items).
@@ -134,7 +144,7 @@ def decode(data: Any) -> Any:
         >>> decode(["T", [1, ["R", "0x1.8000000000000p+0"]]])
         (1, 1.5)
     """
-    return _dec(data, 0)
+    return _dec(data, 0, resolve)
 
 
 def write_frame(fd: int, message: Any) -> None:

@@ -1,33 +1,49 @@
 """Test formats of code datasets, turned into sandbox jobs; program extraction; stdout comparison.
 
-Three formats, chosen by which dataset columns a row has:
+Four formats, chosen by which dataset columns a row has:
 
-- ``tests``: a list of assert statements (MBPP style); each statement is one test.
+- ``tests``: a list of assert statements (MBPP style); each statement is one test. An optional
+  ``test_setup_code`` (MBPP's column: imports, helper classes or functions; ``""`` for none) runs in the
+  program's namespace after the program and before the asserts; its names are visible to the asserts like
+  the program's.
 - ``test`` + ``entry_point``: HumanEval style; ``test`` defines ``check(candidate)`` and the program must
   define ``entry_point``; the whole ``check`` call is one test.
 - ``inputs`` + ``outputs``: stdin/stdout pairs (Codeforces / APPS style); each pair is one test, passed when
   the program exits normally and its stdout equals the expected output line by line after whitespace
   normalisation (runs of spaces/tabs collapse, leading/trailing blanks and trailing empty lines drop; a
   missing or extra line fails).
+- ``inputs`` + ``outputs`` + ``fn_name``: call-based tests (APPS ``input_output`` with ``fn_name``); each
+  input is the list of positional arguments, each output the expected return value (JSON-like values). The
+  program defines ``fn_name`` (or a LeetCode-style ``class Solution`` with that method). A test passes when
+  the returned value, compared in the judge, equals the expected one after APPS's leniency
+  (:func:`call_output_matches`).
 
 The program is the last fenced Python block of the completion outside the thinking (``<think>...</think>``);
 a completion without a fence is taken as code only when it has no prose (it compiles is not checked here:
 compiling model output in the library process is exactly what the sandbox exists to avoid).
 
-Left out: APPS ``fn_name`` call-based tests, MBPP ``test_setup_code`` (prepend it to each test), per-test
-special judges (floating-point tolerance checkers).
+Left out: per-test special judges (floating-point tolerance checkers); APPS's raw ``input_output`` JSON
+string column (decode it into ``inputs`` / ``outputs`` / ``fn_name`` columns first).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Job", "extract_program", "job_from_row", "normalise_output", "outputs_match"]
+__all__ = [
+    "Job",
+    "call_output_matches",
+    "extract_program",
+    "job_from_row",
+    "normalise_output",
+    "outputs_match",
+]
 
-Kind = Literal["asserts", "function", "stdio"]
+Kind = Literal["asserts", "function", "stdio", "call"]
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PY_TAGS = {"", "python", "py", "python3", "py3"}
 _MAX_TEST_CHARS = 1 << 26
@@ -39,11 +55,15 @@ class Job:
 
     Attributes:
         program: The Python source to run.
-        kind: ``"asserts"`` (each test an assert statement), ``"function"`` (HumanEval ``check`` source) or
-            ``"stdio"`` (each test a stdin text, ``expected`` the stdout).
-        tests: The tests (assert statements, the ``check`` source, or stdin texts).
-        expected: For ``"stdio"``: the expected stdout of each test; empty otherwise.
-        entry_point: For ``"function"``: the name ``check`` receives as ``candidate``.
+        kind: ``"asserts"`` (each test an assert statement), ``"function"`` (HumanEval ``check`` source),
+            ``"stdio"`` (each test a stdin text, ``expected`` the stdout) or ``"call"`` (each test the JSON
+            list of positional arguments, ``expected`` the JSON of the return value).
+        tests: The tests (assert statements, the ``check`` source, stdin texts or JSON argument lists).
+        expected: For ``"stdio"`` / ``"call"``: the expected stdout / JSON return value of each test.
+        entry_point: For ``"function"``: the name ``check`` receives as ``candidate``; for ``"call"``: the
+            function (or ``Solution`` method) to call.
+        setup: For ``"asserts"``: MBPP's ``test_setup_code``, run in the program's namespace after the
+            program and before the asserts (``""``: none).
     """
 
     program: str
@@ -51,17 +71,19 @@ class Job:
     tests: tuple[str, ...]
     expected: tuple[str, ...] = ()
     entry_point: str = ""
+    setup: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("asserts", "function", "stdio"):
-            raise ValueError(f"Job.kind={self.kind!r}; allowed: 'asserts', 'function', 'stdio'")
-        if self.kind == "stdio" and len(self.expected) != len(self.tests):
-            raise ValueError(f"{len(self.tests)} stdin inputs but {len(self.expected)} expected outputs")
-        if self.kind == "function" and (len(self.tests) != 1 or not self.entry_point.isidentifier()):
-            raise ValueError(
-                f"a function job needs one check source and an identifier entry_point, "
-                f"got {len(self.tests)} sources and entry_point={self.entry_point!r}"
-            )
+        if self.kind not in ("asserts", "function", "stdio", "call"):
+            raise ValueError(f"Job.kind={self.kind!r}; allowed: 'asserts', 'function', 'stdio', 'call'")
+        if self.kind in ("stdio", "call") and len(self.expected) != len(self.tests):
+            raise ValueError(f"{len(self.tests)} inputs but {len(self.expected)} expected outputs")
+        if self.kind in ("function", "call") and not self.entry_point.isidentifier():
+            raise ValueError(f"a {self.kind} job needs an identifier entry_point, got {self.entry_point!r}")
+        if self.kind == "function" and len(self.tests) != 1:
+            raise ValueError(f"a function job needs one check source, got {len(self.tests)}")
+        if self.setup and self.kind != "asserts":
+            raise ValueError(f"setup code is for assert jobs (MBPP test_setup_code), not kind={self.kind!r}")
 
     def to_wire(self) -> dict[str, Any]:
         """The job as JSON-able data (what the local judge and remote backends receive)."""
@@ -71,6 +93,7 @@ class Job:
             "tests": list(self.tests),
             "expected": list(self.expected),
             "entry_point": self.entry_point,
+            "setup": self.setup,
         }
 
 
@@ -132,6 +155,79 @@ def outputs_match(actual: str, expected: str) -> bool:
     return normalise_output(actual) == normalise_output(expected)
 
 
+_SCALARS = (type(None), bool, int, float, str)
+
+
+def _json_like(value: Any, depth: int = 0) -> Any:
+    """``value`` with every tuple turned into a list; TypeError for anything that is not JSON-like data."""
+    kind = type(value)
+    if depth > 100:
+        raise TypeError("nested more than 100 levels")
+    if kind in _SCALARS:
+        return value
+    if kind is list or kind is tuple:
+        return [_json_like(v, depth + 1) for v in value]
+    if kind is dict and all(type(k) in _SCALARS for k in value):
+        return {k: _json_like(v, depth + 1) for k, v in value.items()}
+    raise TypeError(f"{kind.__name__} is not a JSON-like value (None, bool, int, float, str, list, dict)")
+
+
+def call_output_matches(got: Any, expected: Any) -> bool:
+    """APPS's comparison of a call-based test: the returned value equals the expected one.
+
+    Tuples count as lists (JSON has no tuples; APPS converts them too), and an expected value that is a
+    one-element list also accepts its element (APPS stores many single outputs list-wrapped). Only plain
+    JSON-like values can match: anything else (an object whose ``__eq__`` always returns True, an ``int``
+    subclass) is refused before any ``==`` runs.
+
+    Args:
+        got: The value the program returned (plain data, rebuilt in the judge).
+        expected: The expected value (JSON-like).
+
+    Returns:
+        True when they match.
+
+    Example:
+        >>> call_output_matches((1, [2, 3]), [1, [2, 3]]), call_output_matches(5, [5])
+        (True, True)
+        >>> call_output_matches(5, [5, 6]), call_output_matches(1, "1")
+        (False, False)
+    """
+    try:
+        got, expected = _json_like(got), _json_like(expected)
+    except TypeError:
+        return False
+    if _equal(got, expected):
+        return True
+    return type(expected) is list and len(expected) == 1 and _equal(got, expected[0])
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except RecursionError:
+        return False
+
+
+def _json_texts(name: str, value: Any, *, arguments: bool = False) -> tuple[str, ...]:
+    """Each item of a call-based column as JSON text (argument lists must be lists)."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"column {name!r} must be a list per row, got {type(value).__name__}")
+    texts = []
+    for i, item in enumerate(value):
+        if arguments and not isinstance(item, (list, tuple)):
+            raise TypeError(
+                f"{name}[{i}] must be the list of positional arguments of one call, got {type(item).__name__}"
+            )
+        try:
+            texts.append(json.dumps(_json_like(item)))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}[{i}]: {exc}") from None
+    if sum(len(t) for t in texts) > _MAX_TEST_CHARS:
+        raise ValueError(f"column {name!r} holds more than {_MAX_TEST_CHARS} characters of tests")
+    return tuple(texts)
+
+
 def _strings(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence):
         raise TypeError(f"column {name!r} must be a list of strings per row, got {type(value).__name__}")
@@ -147,18 +243,24 @@ def job_from_row(program: str, row: Mapping[str, Any]) -> Job:
 
     Args:
         program: The extracted program.
-        row: The row's column values: ``tests``, or ``test`` and ``entry_point``, or ``inputs`` and
-            ``outputs``.
+        row: The row's column values: ``tests`` (optionally ``test_setup_code``), or ``test`` and
+            ``entry_point``, or ``inputs`` and ``outputs`` (stdin/stdout texts, or with ``fn_name``: argument
+            lists and return values).
 
     Raises:
-        ValueError: If the row has none of the three formats. TypeError: If a column has the wrong type.
+        ValueError: If the row has none of the formats. TypeError: If a column has the wrong type.
 
     Example:
         >>> job_from_row("def f(): return 1", {"tests": ["assert f() == 1"]}).kind
         'asserts'
+        >>> job_from_row("def f(a): return a", {"inputs": [[1]], "outputs": [1], "fn_name": "f"}).tests
+        ('[1]',)
     """
     if row.get("tests") is not None:
-        return Job(program=program, kind="asserts", tests=_strings("tests", row["tests"]))
+        setup = row.get("test_setup_code") or ""
+        if not isinstance(setup, str):
+            raise TypeError(f"column 'test_setup_code' must be a string, got {type(setup).__name__}")
+        return Job(program=program, kind="asserts", tests=_strings("tests", row["tests"]), setup=setup)
     if row.get("test") is not None:
         test, entry = row["test"], row.get("entry_point")
         if not isinstance(test, str) or not isinstance(entry, str):
@@ -168,10 +270,20 @@ def job_from_row(program: str, row: Mapping[str, Any]) -> Job:
             )
         return Job(program=program, kind="function", tests=(test,), entry_point=entry)
     if row.get("inputs") is not None and row.get("outputs") is not None:
-        inputs, outputs = _strings("inputs", row["inputs"]), _strings("outputs", row["outputs"])
+        fn_name = row.get("fn_name")
+        if fn_name:  # APPS call-based
+            if not (isinstance(fn_name, str) and fn_name.isidentifier()):
+                raise ValueError(f"column 'fn_name' must be a Python identifier, got {fn_name!r}")
+            inputs = _json_texts("inputs", row["inputs"], arguments=True)
+            outputs = _json_texts("outputs", row["outputs"])
+            kind: Kind = "call"
+        else:
+            inputs, outputs = _strings("inputs", row["inputs"]), _strings("outputs", row["outputs"])
+            kind = "stdio"
         if len(inputs) != len(outputs):
             raise ValueError(f"a row has {len(inputs)} inputs but {len(outputs)} outputs")
-        return Job(program=program, kind="stdio", tests=inputs, expected=outputs)
+        return Job(program=program, kind=kind, tests=inputs, expected=outputs, entry_point=fn_name or "")
     raise ValueError(
-        f"a code row needs 'tests', or 'test' + 'entry_point', or 'inputs' + 'outputs'; got {sorted(row)}"
+        "a code row needs 'tests' (+ optional 'test_setup_code'), or 'test' + 'entry_point', or 'inputs' + "
+        f"'outputs' (+ optional 'fn_name'); got {sorted(row)}"
     )

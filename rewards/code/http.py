@@ -6,12 +6,13 @@ SandboxFusion (bytedance/SandboxFusion) exposes ``POST /run_code`` taking ``{"co
 parallelism, no retries on a program's failure, one retry on a transport error).
 
 Verdicts: stdin/stdout tests are compared here, in the library (``outputs_match``), so the service only has to
-run the program. Assert and HumanEval tests run *inside* the service, in the same process as the program;
-the verdict is "exited 0 and the last stdout line is a per-request random token printed after the tests".
-That stops ``sys.exit(0)`` / ``os._exit(0)`` before the tests (the token is never printed) and
-``atexit`` tricks that print nothing, but a program that reads its own source file can find the token and
-print it: with this backend, assert verdicts are only as unforgeable as the remote service makes them. The
-local sandbox does not have this weakness (its judge runs in another process).
+run the program; so are call-based tests (the service prints the returned value as JSON after a per-request
+token; the expected value never leaves the library). Assert and HumanEval tests run *inside* the service, in
+the same process as the program; the verdict is "exited 0 and the last stdout line is a per-request random
+token printed after the tests". That stops ``sys.exit(0)`` / ``os._exit(0)`` before the tests (the token is
+never printed) and ``atexit`` tricks that print nothing, but a program that reads its own source file can find
+the token and print it: with this backend, assert verdicts are only as unforgeable as the remote service makes
+them. The local sandbox does not have this weakness (its judge runs in another process).
 
 Left out: SandboxFusion's dataset endpoints (``/submit``), languages other than Python, file uploads.
 """
@@ -26,7 +27,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from rewards.code.backend import JobResult, TestOutcome
-from rewards.code.formats import Job, outputs_match
+from rewards.code.formats import Job, call_output_matches, outputs_match
 
 __all__ = ["HttpSandbox"]
 
@@ -93,7 +94,9 @@ class HttpSandbox:
         if job.kind == "stdio":
             code, stdin = job.program, job.tests[i]
         elif job.kind == "asserts":
-            code, stdin = f"{job.program}\n\n{job.tests[i]}\nprint({token!r})\n", ""
+            code, stdin = f"{job.program}\n\n{job.setup}\n{job.tests[i]}\nprint({token!r})\n", ""
+        elif job.kind == "call":
+            code, stdin = _call_driver(job, i, token), ""
         else:
             code, stdin = f"{job.program}\n\n{job.tests[i]}\ncheck({job.entry_point})\nprint({token!r})\n", ""
         try:
@@ -109,6 +112,8 @@ class HttpSandbox:
             return TestOutcome("crashed", f"test {i}: {reply.get('message') or status}")
         if run.get("return_code") != 0:
             return TestOutcome("failed" if "AssertionError" in stderr else "error", f"test {i}: {stderr}")
+        if job.kind == "call":
+            return _call_outcome(job, i, token, stdout)
         if job.kind == "stdio":
             if outputs_match(stdout, job.expected[i]):
                 return TestOutcome("passed")
@@ -131,3 +136,28 @@ class HttpSandbox:
         for (j, _i), outcome in zip(tasks, outcomes, strict=True):
             results[j].append(outcome)
         return [JobResult(tuple(r)) for r in results]
+
+
+def _call_driver(job: Job, i: int, token: str) -> str:
+    """The program, then one call printed as ``token`` + JSON on the last two lines (the expected value never
+    goes to the service: the comparison happens here, in the library)."""
+    name = job.entry_point
+    return (
+        f"{job.program}\n\nimport json as _rlenv_json\n"
+        f"_rlenv_f = globals().get({name!r}) or getattr(Solution(), {name!r})\n"
+        f"_rlenv_out = _rlenv_json.dumps(_rlenv_f(*_rlenv_json.loads({job.tests[i]!r})))\n"
+        f"print()\nprint({token!r})\nprint(_rlenv_out)\n"
+    )
+
+
+def _call_outcome(job: Job, i: int, token: str, stdout: str) -> TestOutcome:
+    lines = stdout.rstrip("\n").split("\n")
+    if len(lines) < 2 or lines[-2] != token:
+        return TestOutcome("failed", f"test {i}: no verdict")
+    try:
+        got = json.loads(lines[-1])
+    except ValueError:
+        return TestOutcome("failed", f"test {i}: the result is not JSON")
+    if call_output_matches(got, json.loads(job.expected[i])):
+        return TestOutcome("passed")
+    return TestOutcome("failed", f"test {i}: got {lines[-1][:150]}, expected {job.expected[i][:150]}")

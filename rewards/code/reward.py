@@ -53,7 +53,7 @@ class CodeReward(Reward):
     """
 
     columns = ()
-    optional_columns = ("tests", "test", "entry_point", "inputs", "outputs")
+    optional_columns = ("tests", "test_setup_code", "test", "entry_point", "inputs", "outputs", "fn_name")
 
     def __init__(
         self,
@@ -84,8 +84,8 @@ class CodeReward(Reward):
     def _rows(self, n: int, kwargs: Any) -> list[dict[str, Any]]:
         if not any(kwargs.get(c) is not None for c in ("tests", "test", "inputs")):
             raise ValueError(
-                f"{self.__name__} needs the column 'tests', or 'test' + 'entry_point', or 'inputs' + "
-                f"'outputs'; got columns {sorted(kwargs)}"
+                f"{self.__name__} needs the column 'tests' (+ 'test_setup_code'), or 'test' + 'entry_point', "
+                f"or 'inputs' + 'outputs' (+ 'fn_name'); got columns {sorted(kwargs)}"
             )
         return super()._rows(n, kwargs)
 

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rewards.code import Job, SandboxLimits, extract_program, job_from_row, make_code_reward, outputs_match
+from rewards.code import (
+    Job,
+    SandboxLimits,
+    call_output_matches,
+    extract_program,
+    job_from_row,
+    make_code_reward,
+    outputs_match,
+)
 from rewards.code._wire import WireError, decode, encode
 
 # -- extraction --------------------------------------------------------------------------------------------
@@ -86,11 +94,74 @@ def test_job_from_row_caller_errors(row, error):
         job_from_row("p", row)
 
 
+def test_job_from_row_setup_and_call_formats():
+    job = job_from_row("p", {"tests": ["assert f() == 1"], "test_setup_code": "import math"})
+    assert (job.kind, job.setup) == ("asserts", "import math")
+    assert job_from_row("p", {"tests": ["assert 1"], "test_setup_code": ""}).setup == ""  # empty: none
+    row = {"inputs": [[1, [2, 3]], ["a"]], "outputs": [[5], "b"], "fn_name": "solve"}
+    job = job_from_row("p", row)
+    assert (job.kind, job.entry_point) == ("call", "solve")
+    assert job.tests == ("[1, [2, 3]]", '["a"]') and job.expected == ("[5]", '"b"')
+    assert job_from_row("p", {"inputs": ["1\n"], "outputs": ["1\n"], "fn_name": ""}).kind == "stdio"
+
+
+@pytest.mark.parametrize(
+    ("row", "error"),
+    [
+        ({"tests": ["assert 1"], "test_setup_code": 1}, TypeError),  # setup must be a string
+        ({"inputs": [1], "outputs": [1], "fn_name": "f"}, TypeError),  # an input is an argument list
+        ({"inputs": [[object()]], "outputs": [1], "fn_name": "f"}, TypeError),  # values must be JSON-like
+        ({"inputs": [[1]], "outputs": [{1, 2}], "fn_name": "f"}, TypeError),  # no sets in JSON
+        ({"inputs": [[1]], "outputs": [1, 2], "fn_name": "f"}, ValueError),  # mismatched pairs
+        ({"inputs": [[1]], "outputs": [1], "fn_name": "not a name"}, ValueError),
+    ],
+)
+def test_job_from_row_setup_and_call_errors(row, error):
+    with pytest.raises(error):
+        job_from_row("p", row)
+
+
+class _Eq:
+    def __eq__(self, other):
+        return True
+
+
+class _Int(int):
+    def __eq__(self, other):
+        return True
+
+
+@pytest.mark.parametrize(
+    ("got", "expected", "match"),
+    [
+        (3, 3, True),
+        ((1, 2), [1, 2], True),  # tuples count as lists (JSON has no tuples)
+        ([(1, 2), (3, 4)], [[1, 2], [3, 4]], True),  # also nested, as APPS does for lists of tuples
+        (5, [5], True),  # a list-wrapped single output accepts the bare value (APPS)
+        ([5], [5], True),
+        (5, [5, 6], False),  # only a one-element list unwraps
+        (1, "1", False),
+        ({"a": [1]}, {"a": [1]}, True),
+        (None, [], False),
+        (_Eq(), 3, False),  # refused before any == runs
+        (_Int(4), 3, False),  # exact builtin types only
+        ([1, _Eq()], [1, 2], False),
+        ({1, 2}, [1, 2], False),  # sets are not JSON-like
+    ],
+)
+def test_call_output_matches(got, expected, match):
+    assert call_output_matches(got, expected) is match
+
+
 def test_job_validation():
     with pytest.raises(ValueError, match="kind"):
         Job(program="", kind="shell", tests=())
     with pytest.raises(ValueError, match="entry_point"):
         Job(program="", kind="function", tests=("x",), entry_point="not an identifier")
+    with pytest.raises(ValueError, match="entry_point"):
+        Job(program="", kind="call", tests=("[1]",), expected=("1",))
+    with pytest.raises(ValueError, match="setup"):
+        Job(program="", kind="stdio", tests=("",), expected=("",), setup="import os")
 
 
 # -- wire encoding: exact types, round trip, refusal of anything else --------------------------------------
@@ -143,6 +214,15 @@ def test_wire_refuses_non_plain_values(value):
         encode(value)
 
 
+def test_wire_references_only_where_resolved():
+    marker = object()
+    data = encode([1, marker], ref=lambda obj: 7 if obj is marker else None)
+    assert data == ["L", [1, ["O", 7]]]
+    assert decode(data, resolve={7: "program object"}.__getitem__) == [1, "program object"]
+    with pytest.raises(WireError):  # the judge decodes the child's replies without a resolver
+        decode(data)
+
+
 def test_wire_refuses_cycles():
     a = []
     a.append(a)
@@ -151,7 +231,7 @@ def test_wire_refuses_cycles():
 
 
 @pytest.mark.parametrize(
-    "data", [["X", 1], ["L"], ["D", [[1]]], ["S", [["L", []]]], ["I", "zz"], {"a": 1}, 1.5]
+    "data", [["X", 1], ["L"], ["D", [[1]]], ["S", [["L", []]]], ["I", "zz"], {"a": 1}, 1.5, ["O", 0]]
 )
 def test_wire_decode_rejects_malformed_data(data):
     with pytest.raises(WireError):

@@ -206,6 +206,12 @@ def test_http_backend(fake_service):
     exit_early = "```python\nimport sys\nsys.exit(0)\ndef add(a, b):\n    return 0\n```"
     assert reward([exit_early], tests=[ADD_TESTS[:1]]) == [0.0]  # exit 0 without the token is no pass
     assert reward(["```python\nwhile True: pass\n```"], tests=[ADD_TESTS[:1]]) == [0.0]
+    sqrt = "```python\ndef root(x):\n    return math.sqrt(x)\n```"
+    assert reward([sqrt], tests=[["assert root(9) == 3.0"]], test_setup_code=["import math"]) == [1.0]
+    call = {"inputs": [[[1, 2], [3, 4]]], "outputs": [[3, [7]]], "fn_name": ["add"]}  # compared here
+    assert reward([ADD, ADD_BUGGY], **{k: v * 2 for k, v in call.items()}) == [1.0, 1.0]
+    always_equal = "```python\nclass E:\n    __eq__ = lambda s, o: True\ndef add(a, b):\n    return E()\n```"
+    assert reward([always_equal], **call) == [0.0]  # not JSON: no verdict
 
 
 def test_http_backend_unreachable_is_a_score_not_a_crash():

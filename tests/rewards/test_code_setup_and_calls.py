@@ -1,0 +1,140 @@
+"""MBPP ``test_setup_code`` and APPS call-based tests (``inputs`` + ``outputs`` + ``fn_name``) end to end,
+honest and hostile programs alike. All programs run as ONE batch through the local sandbox (module fixture),
+then each test checks one program's score and detail."""
+
+import pytest
+
+from rewards.code import LocalSandbox, SandboxLimits, make_code_reward
+
+
+def fence(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
+PAIR_SETUP = "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n"
+CALL = {"inputs": [[1, 2], [3, 4], [[5], 6]], "outputs": [3, [7], [[5, 6]]], "fn_name": "add"}
+# add(1, 2) -> 3; add(3, 4) -> 7 (list-wrapped expected); add([5], 6) -> [5, 6] (list-wrapped list)
+HONEST_ADD = "def add(a, b):\n    return a + [b] if isinstance(a, list) else a + b"
+
+CASES = {
+    # -- MBPP test_setup_code: runs in the program's namespace, after the program, before the asserts
+    "setup_import_for_program": (
+        "def f(x):\n    return math.sqrt(x)",
+        {"tests": ["assert f(9) == 3.0"], "test_setup_code": "import math"},
+    ),
+    "setup_helper_for_asserts": (
+        "def f(x):\n    return x * 2",
+        {"tests": ["assert f(3) == double(3)"], "test_setup_code": "def double(x):\n    return 2 * x"},
+    ),
+    "setup_class_passed_to_program": (
+        "def longest(pairs):\n    return max(p.b - p.a for p in pairs)",
+        {"tests": ["assert longest([Pair(1, 5), Pair(2, 3)]) == 4"], "test_setup_code": PAIR_SETUP},
+    ),
+    "setup_empty": ("def f():\n    return 1", {"tests": ["assert f() == 1"], "test_setup_code": ""}),
+    "setup_overrides_program": (  # the program cannot pre-empt a setup helper: the setup runs after it
+        "def f(x):\n    return 0\ndef expected(x):\n    return 0",
+        {"tests": ["assert f(2) == expected(2)"], "test_setup_code": "def expected(x):\n    return x + 1"},
+    ),
+    "setup_sys_exit": (  # a setup that exits: its later names are missing, the asserts decide (and fail)
+        "def f(x):\n    return -1",
+        {
+            "tests": ["assert f(2) == helper(2)"],
+            "test_setup_code": "import sys\nsys.exit(0)\ndef helper(x):\n    return -1",
+        },
+    ),
+    "setup_program_sys_exit": (
+        "import sys\nsys.exit(0)\ndef f(x):\n    return x",
+        {"tests": ["assert f(2) == 2"], "test_setup_code": "import math"},
+    ),
+    # -- APPS call-based
+    "call_honest": (HONEST_ADD, CALL),
+    "call_solution_class": (
+        "class Solution:\n    def add(self, a, b):\n        return a + [b] if isinstance(a, list) else a + b",
+        CALL,
+    ),
+    "call_tuple_result": (  # tuples count as lists
+        "def pair(a, b):\n    return (a, b)",
+        {"inputs": [[1, 2]], "outputs": [[1, 2]], "fn_name": "pair"},
+    ),
+    "call_partial": ("def add(a, b):\n    return 3", CALL),
+    "call_always_equal": (
+        "class E:\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = None\ndef add(a, b):\n    return E()",
+        CALL,
+    ),
+    "call_int_subclass": (
+        "class I(int):\n    def __eq__(self, other):\n        return True\ndef add(a, b):\n    return I(0)",
+        CALL,
+    ),
+    "call_list_of_always_equal": (
+        "class E:\n    def __eq__(self, other):\n        return True\ndef add(a, b):\n    return [E()]",
+        CALL,
+    ),
+    "call_exit_before": ("import sys\nsys.exit(0)\n" + HONEST_ADD, CALL),
+    "call_exit_in_call": ("def add(a, b):\n    raise SystemExit(0)", CALL),
+    "call_rebinds_builtins": (
+        "import builtins\nbuiltins.AssertionError = type('X', (Exception,), {})\n"
+        "builtins.isinstance = lambda *a: True\ndef add(a, b):\n    return 0",
+        CALL,
+    ),
+    "call_missing_function": ("def other(a, b):\n    return a + b", CALL),
+    "call_slow_one": (
+        "import time\ndef add(a, b):\n    if a == 3:\n        time.sleep(30)\n"
+        "    return a + [b] if isinstance(a, list) else a + b",
+        CALL,
+    ),
+}
+
+EXPECTED = {
+    "setup_import_for_program": 1.0,
+    "setup_helper_for_asserts": 1.0,
+    "setup_class_passed_to_program": 1.0,
+    "setup_empty": 1.0,
+    "setup_overrides_program": 0.0,
+    "setup_sys_exit": 0.0,
+    "setup_program_sys_exit": 0.0,
+    "call_honest": 1.0,
+    "call_solution_class": 1.0,
+    "call_tuple_result": 1.0,
+    "call_partial": pytest.approx(1 / 3),
+    "call_always_equal": 0.0,
+    "call_int_subclass": 0.0,
+    "call_list_of_always_equal": 0.0,
+    "call_exit_before": 0.0,
+    "call_exit_in_call": 0.0,
+    "call_rebinds_builtins": 0.0,
+    "call_missing_function": 0.0,
+    "call_slow_one": pytest.approx(2 / 3),
+}
+
+
+@pytest.fixture(scope="module")
+def results():
+    limits = SandboxLimits(test_timeout_s=1.5, program_timeout_s=6.0)
+    with LocalSandbox(limits, workers=2) as box:
+        reward = make_code_reward(backend=box)
+        names = list(CASES)
+        out = {}
+        # one reward call per column set (MBPP rows, APPS rows); each call runs its programs in parallel
+        setup_names = [n for n in names if "tests" in CASES[n][1]]
+        call_names = [n for n in names if "fn_name" in CASES[n][1]]
+        for group in (setup_names, call_names):
+            columns = {key: [CASES[n][1][key] for n in group] for key in CASES[group[0]][1]}
+            completions = [fence(CASES[n][0]) for n in group]
+            out.update(zip(group, reward.explain_all(completions, **columns), strict=True))
+        return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_score(results, name):
+    assert results[name].value == EXPECTED[name], results[name].detail
+
+
+def test_details_say_why(results):
+    assert "not a plain value" in results["call_always_equal"].detail
+    assert "not a plain value" in results["call_int_subclass"].detail
+    assert "test_setup_code SystemExit" in results["setup_sys_exit"].detail
+    assert "got 0, expected 3" in results["setup_overrides_program"].detail
+    assert "neither 'add' nor a class Solution" in results["call_missing_function"].detail
+    assert "time limit" in results["call_slow_one"].detail
+    assert "got 3, expected [7]" in results["call_partial"].detail
