@@ -310,9 +310,19 @@ class _ExplainEquality(ast.NodeTransformer):
         return node
 
 
+_COMPILED: dict[tuple[str, int], Any] = {}  # GRPO groups run the same tests for every completion
+
+
 def _compile_test(source: str, i: int) -> Any:
-    tree = ast.fix_missing_locations(_ExplainEquality().visit(ast.parse(source, f"<test {i}>")))
-    return compile(tree, f"<test {i}>", "exec")
+    code = _COMPILED.get((source, i))
+    if code is None:
+        tree = ast.fix_missing_locations(_ExplainEquality().visit(ast.parse(source, f"<test {i}>")))
+        code = compile(tree, f"<test {i}>", "exec")
+        if len(source) <= 1 << 16:  # bounded: at most 1024 entries of at most 64 KiB of source
+            if len(_COMPILED) >= 1024:
+                _COMPILED.pop(next(iter(_COMPILED)))  # oldest first
+            _COMPILED[(source, i)] = code
+    return code
 
 
 def _prepare(job: dict) -> list[Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import random
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from rewards.code import _judge, _oslevel
+from rewards.code import _child, _judge, _oslevel
 
 # Warm imports: programs importing these pay nothing (the modules are inherited through fork).
 _WARM = (
@@ -55,9 +56,7 @@ _WARM = (
     "typing",
     "random",
     "json",
-    "threading",
     "array",
-    "queue",
     "enum",
     "textwrap",
     "unicodedata",
@@ -69,6 +68,10 @@ _WARM = (
     "struct",
     "traceback",
 )
+
+# Compiled at start-up but not imported (see _child.PrecompiledFinder): importing them would add at-fork work
+# to every child.
+_PRECOMPILED = ("threading", "queue")
 
 UID_SPAN = 1 << 16  # sandbox uids per lane: a fresh one per child, reused only after 65536 children
 _EXTRA_READ_ROOTS = ("/usr/share/zoneinfo", "/etc/localtime", "/usr/lib/locale")
@@ -105,6 +108,7 @@ class Zygote:
         self.uid_base = random.SystemRandom().randrange(1 << 24, 1 << 29) if root else None
         sys_path = [_moved(os.path.realpath(p), moved or {}) for p in sys.path if p]
         _remap_imports(moved or {})
+        _install_precompiled(moved or {})
         self.child_common = {
             "read_roots": roots,
             "sys_path": [p for p in sys_path if any(_inside(p, r) for r in roots)],
@@ -257,6 +261,18 @@ def _remap_imports(moved: dict[str, str]) -> None:
         if isinstance(path, list):
             path[:] = [_moved(entry, moved) if isinstance(entry, str) else entry for entry in path]
     sys.path_importer_cache.clear()
+
+
+def _install_precompiled(moved: dict[str, str]) -> None:
+    """Compiles the ``_PRECOMPILED`` modules from source and serves them to imports from memory."""
+    codes = {}
+    for name in _PRECOMPILED:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or name in sys.modules:
+            continue
+        origin = _moved(spec.origin, moved)
+        codes[name] = (origin, compile(spec.loader.get_source(name), origin, "exec"))
+    sys.meta_path.insert(0, _child.PrecompiledFinder(codes))
 
 
 def _moved(path: str, moved: dict[str, str]) -> str:

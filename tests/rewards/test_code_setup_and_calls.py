@@ -46,6 +46,12 @@ CASES = {
         "import sys\nsys.exit(0)\ndef f(x):\n    return x",
         {"tests": ["assert f(2) == 2"], "test_setup_code": "import math"},
     ),
+    "threading_and_queue_import": (  # served precompiled (not imported in the zygote: no at-fork work)
+        "import threading, queue\ndef f(x):\n    q = queue.Queue()\n"
+        "    t = threading.Thread(target=lambda: q.put(x + 1))\n"
+        "    t.start()\n    t.join()\n    return q.get()",
+        {"tests": ["assert f(1) == 2"], "test_setup_code": ""},
+    ),
     # -- APPS call-based
     "call_honest": (HONEST_ADD, CALL),
     "call_solution_class": (
@@ -93,6 +99,7 @@ EXPECTED = {
     "setup_overrides_program": 0.0,
     "setup_sys_exit": 0.0,
     "setup_program_sys_exit": 0.0,
+    "threading_and_queue_import": 1.0,
     "call_honest": 1.0,
     "call_solution_class": 1.0,
     "call_tuple_result": 1.0,
