@@ -44,18 +44,22 @@ _MAX_MSG = 1 << 24
 _FD_SIZE = array.array("i").itemsize
 
 
-def _kill_all_of(uid: int) -> None:
+def _kill_all_of(uid: int) -> bool:
+    """True when ``kill(-1)`` found any process (zombies included) of the current uid."""
     # One kill(-1) reaches every process the caller may signal (a fork racing with it fails: its parent has a
     # fatal signal pending); two more are cheap insurance. Zombies count too, so no loop until ESRCH.
-    for _ in range(3):
+    for attempt in range(3):
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
-            return
+            return attempt > 0
+    return True
 
 
-def kill_user(uid: int | None, pgid: int | None = None, *, in_place: bool = False) -> None:
+def kill_user(uid: int | None, pgid: int | None = None, *, in_place: bool = False) -> bool:
     """SIGKILLs group ``pgid`` (if given) and every process of ``uid`` (the sandbox user of one job).
+
+    Returns False only when ``uid`` is given, ``in_place`` and no process of that uid existed any more.
 
     ``in_place`` (the per-job spawner): switch this process's real and effective uid to ``uid`` (saved uid
     stays root, to switch back), so ``kill(-1)`` reaches exactly that user's processes, without a fork. Both
@@ -66,14 +70,13 @@ def kill_user(uid: int | None, pgid: int | None = None, *, in_place: bool = Fals
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
     if uid is None:
-        return
+        return True
     if in_place:
         os.setresuid(uid, uid, 0)
         try:
-            _kill_all_of(uid)
+            return _kill_all_of(uid)
         finally:
             os.setresuid(0, 0, 0)
-        return
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -85,6 +88,7 @@ def kill_user(uid: int | None, pgid: int | None = None, *, in_place: bool = Fals
         finally:
             os._exit(code)
     os.waitpid(pid, 0)
+    return True
 
 
 def _reap(pid: int, grace: float) -> int:
@@ -218,8 +222,8 @@ class Spawner:
                 status = 0
         # Then everything else its uid owns (after the reap, kill(-1) finds nothing in the normal case);
         # without unique uids, its process group.
-        kill_user(uid, pgid=pid if uid is None else None, in_place=True)
-        _reap_orphans()
+        if kill_user(uid, pgid=pid if uid is None else None, in_place=True):
+            _reap_orphans()  # orphans of the uid would have been found by kill(-1): zombies count
         if workdir is not None:
             try:
                 os.rmdir(workdir)  # the common case: the program left nothing behind
