@@ -68,7 +68,7 @@ _WRITE_EVENTS = {  # event -> indexes of the path arguments that must stay insid
 _READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "os.listxattr": 0, "os.getxattr": 0}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _DEVICES = frozenset({"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"})
-_MAX_REQUEST = 1 << 24
+_MAX_REQUEST = (1 << 24) + 4096  # the spawner's largest message plus the working directory
 _TRUSTED_PREFIXES = ("rewards", "rlenv", "policies", "ctypes", "_ctypes", "subprocess", "multiprocessing")
 
 
@@ -273,7 +273,7 @@ def _enter(spec: dict, fds: list[int], hard: dict[int, int]) -> int:
 
     ``spec["workdir"]`` must be a real path (no symlinks; the spawner builds it so).
     """
-    _place_fds(fds, hard[resource.RLIMIT_NOFILE])
+    _place_fds(fds, resource.getrlimit(resource.RLIMIT_NOFILE)[0])  # the soft limit bounds open fds
     os.chdir(spec["workdir"])
     _set_limits(spec, hard)
     os.environ["HOME"] = spec["workdir"]
