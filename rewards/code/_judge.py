@@ -1,12 +1,14 @@
 """The judge: one process per lane that runs the trusted tests and decides every verdict, job after job.
 
 No model-written code ever runs here. For assert and HumanEval tests the judge executes the *dataset's* test
-code in its own pristine interpreter; every name the program defined is a :class:`RemoteObject` whose calls
-are forwarded to the sandboxed child over a pipe. Arguments leave and results come back as strict plain data
-(``_wire``): a result that is not an exact builtin value comes back as another remote handle, which refuses
-``==``, ``<``, ``bool()``, ``hash()`` and friends, so an always-equal object cannot satisfy an assert, and no
-exception class, ``AssertionError`` rebinding, ``sys.exit``, ``atexit`` hook or monkeypatch in the child can
-reach this process. For stdin/stdout tests the judge feeds stdin, caps and collects stdout, and compares.
+code in its own pristine interpreter (for APPS call-based tests it makes the calls and compares the returned
+values itself, ``formats.call_output_matches``); every name the program defined is a :class:`RemoteObject`
+whose calls are forwarded to the sandboxed child over a pipe. Arguments leave and results come back as strict
+plain data (``_wire``): a result that is not an exact builtin value comes back as another remote handle, which
+refuses ``==``, ``<``, ``bool()``, ``hash()`` and friends, so an always-equal object cannot satisfy an assert,
+and no exception class, ``AssertionError`` rebinding, ``sys.exit``, ``atexit`` hook or monkeypatch in the
+child can reach this process. For stdin/stdout tests the judge feeds stdin, caps and collects stdout, and
+compares.
 
 Each test runs under a wall-clock deadline (per test, and the program's total budget). A child that times
 out, crashes or breaks the protocol is killed and, for the remaining tests, a fresh one is started, so one
