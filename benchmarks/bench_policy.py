@@ -14,7 +14,8 @@ Rows printed (ours vs the peer):
    the draft head is meaningful. Printed for the small preset (4 main blocks) and for
    ``ModelConfig.small(n_layers=--deep-layers)``: the MTP block's share of a step shrinks with depth
    (DeepSeek-V3 pairs 61 blocks with one MTP block). Each row prints the acceptance rate (overall and
-   the per-row range), the speed-up, main forwards vs plain steps, and whether the outputs are identical.
+   the per-row range), the speed-up (median of back-to-back plain/speculative time ratios), main forwards
+   vs plain steps, the cost of one speculative step, and whether the outputs are identical.
 5. Activation memory kept for backward with and without selective recomputation (bytes of the tensors
    autograd saves, counted by ``torch.autograd.graph.saved_tensors_hooks``).
 
@@ -24,7 +25,9 @@ Usage::
     python benchmarks/bench_policy.py --quick         # fewer repeats / training steps
     python benchmarks/bench_policy.py --device cuda   # on a GPU
 
-Machines are shared and noisy: read the ratios, not the absolute figures.
+Machines are shared and noisy: read the ratios, not the absolute figures. On a CPU every time is this
+process's CPU time (``time.process_time``, one intra-op thread by default), so other processes competing for
+the cores do not inflate one side of a comparison; on CUDA it is wall time after a synchronise.
 """
 
 from __future__ import annotations
@@ -33,12 +36,18 @@ import argparse
 import random
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
 from policies import ModelConfig, Tokenizer, Transformer, count_parameters, generate, left_pad, mtp_loss
 from policies.generate import new_cache
 from policies.speculative import SpeculativeOutput, speculative_generate
+
+
+def _clock(device: str) -> Callable[[], float]:
+    """This process's CPU time on a CPU (other processes' load on the cores is not counted), else wall."""
+    return time.process_time if device == "cpu" else time.perf_counter
 
 
 def _sync(device: str) -> None:
@@ -48,16 +57,28 @@ def _sync(device: str) -> None:
 
 def _compare(peer, ours, repeats: int, device: str) -> tuple[float, float]:
     """Median seconds of ``peer()`` and ``ours()``, interleaved after a warm-up (noise hits both)."""
+    t_peer, t_ours, _ = _compare_pairs(peer, ours, repeats, device)
+    return t_peer, t_ours
+
+
+def _compare_pairs(peer, ours, repeats: int, device: str) -> tuple[float, float, float]:
+    """``_compare`` plus the median of the per-pair ratios ``peer_i / ours_i``.
+
+    Pairs run back to back, so a load spike on a shared machine moves both halves of a pair; the median pair
+    ratio is steadier than the ratio of the two medians when the load drifts during the run.
+    """
     peer(), ours()
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for fn, bucket in ((peer, times[0]), (ours, times[1])):
+            clock = _clock(device)
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             _sync(device)
-            bucket.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
+            bucket.append(clock() - t0)
+    ratios = [a / b for a, b in zip(*times, strict=True)]
+    return statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios)
 
 
 def _row(name: str, peer: str, peer_val: float, ours: str, our_val: float, unit: str, ratio: float) -> None:
@@ -234,7 +255,7 @@ def speculative_row(
 
     out = spec()
     same = plain() == out.tokens
-    t_plain, t_spec = _compare(plain, spec, repeats, device)
+    t_plain, t_spec, ratio = _compare_pairs(plain, spec, repeats, device)
     tok = len(prompts) * n
     _row(
         f"greedy {label} k={k}, B={len(prompts)}",
@@ -243,7 +264,7 @@ def speculative_row(
         f"MTP spec. (acc {out.acceptance_rate:.2f})",
         tok / t_spec,
         "tok/s",
-        t_plain / t_spec,
+        ratio,
     )
     cost = (t_spec / max(out.n_steps, 1)) / (t_plain / (n - 1))
     rows = out.row_acceptance
@@ -251,7 +272,7 @@ def speculative_row(
         f"{'':<34} {n} new tokens; outputs identical: {same}; per-row acceptance "
         f"{min(rows):.2f}-{max(rows):.2f}; main forwards {out.n_steps} vs {n - 1} plain "
         f"({(n - 1) / max(out.n_steps, 1):.2f} tokens each); a speculative step ({k + 1}-token main "
-        f"forward + {k} MTP block passes) costs {cost:.2f}x a plain step"
+        f"forward + {k} MTP block pass{'es' if k > 1 else ''}) costs {cost:.2f}x a plain step"
     )
 
 
@@ -272,7 +293,7 @@ def speculative_rows(layers: int, args: argparse.Namespace, steps: int, repeats:
     print(f"  greedy sample: {Tokenizer().decode(prompts[0])!r} -> {sample.texts[0]!r}")
     for k in args.n_draft:
         for batch in (prompts, prompts[:1]):
-            speculative_row(model, batch, 64, k, repeats, args.device, label)
+            speculative_row(model, batch, 64, k, 2 * repeats + 1, args.device, label)
 
 
 def recompute_row(cfg: ModelConfig, batch: int, seqlen: int, device: str) -> None:

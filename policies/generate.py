@@ -5,7 +5,9 @@ written to the cache), then decode one token per step with the absorbed MLA form
 has no per-row Python: sampling, stop-token checks and bookkeeping are tensor ops; finished rows are dropped
 from the batch (cache rows compacted) once enough of them have stopped. Stop *strings* need text, so they are
 checked every ``stop_check_interval`` steps on a short decoded tail per active row and the completion is then
-cut exactly at the token that completes the string.
+cut exactly at the token that completes the string. ``cached_forward`` is the one decode forward (new tokens
+on top of the cache, without the training forward's auxiliary-loss bookkeeping) that both ``generate`` and
+``policies.speculative`` use, so the two are timed on equal terms.
 
 Log-probs: each reported value is ``log softmax(logits / temperature)[token]`` -- the policy at the rollout
 temperature *before* top-k/top-p truncation (temperature 0 = greedy reports ``log softmax(logits)``). This is
