@@ -55,15 +55,20 @@ class SpeculativeOutput(GenerationOutput):
 
 def _mtp(
     model: Transformer, step: CachedStep, next_tokens: torch.Tensor, real: torch.Tensor, cache: KVCache
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """MTP module 1 over the slots ``step`` prepared; returns its logits (B, n, V) and hidden (B, n, dim)."""
+) -> torch.Tensor:
+    """MTP module 1's block over the slots ``step`` prepared; returns its output hidden states (B, n, dim)."""
     module = model.mtp[0]
     x = module.combine(step.hidden, model.embed(next_tokens))  # (B, n, dim)
     layer = model.config.n_layers
     h, _, _ = module.block(
         x, step.cos, step.sin, mask=step.visible, token_mask=real, cache=cache, cache_layer=layer
     )
-    return model.head(module.norm(h)), h  # (B, n, V), (B, n, dim)
+    return h  # (B, n, dim)
+
+
+def _mtp_logits(model: Transformer, hidden: torch.Tensor) -> torch.Tensor:
+    """Draft logits (B, V) from one MTP output hidden state per row (B, 1, dim) (shared output head)."""
+    return model.head(model.mtp[0].norm(hidden[:, 0]))  # (B, V)
 
 
 def _draw(logits: torch.Tensor, knobs: Knobs, generator: torch.Generator | None) -> tuple[torch.Tensor, ...]:
@@ -77,19 +82,18 @@ def _draw(logits: torch.Tensor, knobs: Knobs, generator: torch.Generator | None)
 def _propose(
     model: Transformer,
     cache: KVCache,
-    first: tuple[torch.Tensor, torch.Tensor],
+    hidden: torch.Tensor,
     k: int,
     knobs: Knobs,
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``k`` chained drafts (B, k) and their q log-probs (B, k, V), from the first draft's logits and hidden.
+    """``k`` chained drafts (B, k) and their q log-probs (B, k, V), from the MTP hidden state (B, 1, dim).
 
     Drafts 2..k run module 1 on its own previous hidden state at tentative slots past each row's length;
     the row lengths are restored afterwards (the next main step overwrites those slots).
     """
-    logits, hidden = first  # (B, V), (B, 1, dim)
     module, layer = model.mtp[0], model.config.n_layers
-    draft, logp = _draw(logits, knobs, generator)
+    draft, logp = _draw(_mtp_logits(model, hidden), knobs, generator)
     drafts, logps = [draft], [logp]
     saved = cache.lengths.clone(), cache.n_real.clone()
     one = torch.ones(draft.shape[0], 1, dtype=torch.bool, device=draft.device)  # (B, 1)
@@ -99,7 +103,7 @@ def _propose(
         x = module.combine(hidden, model.embed(drafts[-1][:, None]))  # (B, 1, dim)
         hidden, _, _ = module.block(x, cos, sin, mask=visible, token_mask=one, cache=cache, cache_layer=layer)
         cache.advance()
-        draft, logp = _draw(model.head(module.norm(hidden))[:, 0], knobs, generator)
+        draft, logp = _draw(_mtp_logits(model, hidden), knobs, generator)
         drafts.append(draft)
         logps.append(logp)
     if k > 1:
@@ -229,19 +233,19 @@ def _run(
     last = sample_logp.argmax(-1) if knobs[0] == 0 else sample_from(sample_logp, generator)  # (B,)
     out_ids[:, 0], out_lp[:, 0], n_out[:] = last, report.gather(1, last[:, None]).squeeze(1), 1
     done |= torch.isin(last, stop_ids)
-    logits, hidden = _mtp(model, step, torch.cat([tokens[:, 1:], last[:, None]], dim=1), real, cache)
-    first = logits[:, -1], hidden[:, -1:]  # (B, V), (B, 1, dim)
+    next_tokens = torch.cat([tokens[:, 1:], last[:, None]], dim=1)  # (B, P)
+    hidden = _mtp(model, step, next_tokens, real, cache)[:, -1:]  # (B, 1, dim) at the last prompt token
     cache.advance()
     steps, fed = 0, torch.ones(batch, k + 1, dtype=torch.bool, device=dev)
     index, rows = torch.arange(k + 1, device=dev), torch.arange(batch, device=dev)  # (k + 1,), (B,)
     while bool((live := ~done & (n_out < max_new)).any()):
-        drafts, draft_logp = _propose(model, cache, first, k, knobs, generator)  # (B, k), (B, k, V)
+        drafts, draft_logp = _propose(model, cache, hidden, k, knobs, generator)  # (B, k), (B, k, V)
         step = cached_forward(model, torch.cat([last[:, None], drafts], 1), cache, fed)
         steps += 1
         n_acc, new, lps = _verify(step.logits, drafts, draft_logp, knobs, generator)  # (B,), (B, k + 1) x2
         # MTP slot j reads the main hidden state at slot j and the token committed after it; the next draft
         # comes from slot n_acc (the last committed token); slots past it are rolled back below
-        logits, hidden = _mtp(model, step, new, fed, cache)  # (B, k + 1, V), (B, k + 1, dim)
+        hidden = _mtp(model, step, new, fed, cache)  # (B, k + 1, dim)
         n_acc = n_acc * live
         take, stopped = _commit_counts(new, n_acc, stop_ids, max_new - n_out, live)
         cache.advance(take)  # = n_acc + 1 unless the row ends here (rows never outgrow the cache)
@@ -251,7 +255,7 @@ def _run(
         n_out += take
         done |= stopped
         stats += torch.stack([live * k, n_acc])
-        first = logits[rows, n_acc], hidden[rows, n_acc][:, None]  # (B, V), (B, 1, dim)
+        hidden = hidden[rows, n_acc][:, None]  # (B, 1, dim) at each row's last committed token
         last = new[rows, n_acc]  # (B,)
     return _output(out_ids, out_lp, n_out.clamp(max=max_new), done, tokenizer, stats, steps)
 
