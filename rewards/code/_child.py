@@ -192,12 +192,14 @@ def purge_modules() -> int:
 
 def prepare_spawner() -> None:
     """Process state every child shares, set once in the spawner instead of in every child: the scrubbed
-    environment (the child adds only ``HOME``) and default SIGINT / SIGTERM (the zygote ignores SIGINT and
-    exits cleanly on SIGTERM; SIGPIPE stays ignored in the spawner, each child resets it)."""
+    environment (the child adds only ``HOME``), default SIGINT / SIGTERM (the zygote ignores SIGINT and
+    exits cleanly on SIGTERM; SIGPIPE stays ignored in the spawner, each child resets it), and the text
+    streams of call-serving children (see ``_std_streams``)."""
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
+    _RPC_STREAMS[:] = [_new_streams()]  # never written or read here; only their fd numbers matter
 
 
 class PrecompiledFinder:
@@ -227,12 +229,25 @@ class PrecompiledFinder:
         exec(self._codes[module.__name__][1], module.__dict__)
 
 
-def _std_streams() -> None:
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-    out = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
-    err = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
-    sys.stdout = sys.__stdout__ = out
-    sys.stderr = sys.__stderr__ = err
+def _new_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapper]:
+    """Text streams on fds 0, 1, 2 (whatever they are when this runs)."""
+    return (
+        io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8"),
+        io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace"),
+        io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace"),
+    )
+
+
+_RPC_STREAMS: list[tuple[io.TextIOWrapper, ...]] = []  # built once by the spawner (see prepare_spawner)
+
+
+def _std_streams(mode: str) -> None:
+    """``sys.stdin`` / ``stdout`` / ``stderr`` on fds 0, 1, 2. A call-serving child's are always /dev/null:
+    it reuses streams the spawner built once and never used (building three costs ~90 page faults per
+    child); a stdin/stdout child gets new ones on its pipes."""
+    streams = _RPC_STREAMS[0] if mode == "rpc" and _RPC_STREAMS else _new_streams()
+    sys.stdin, sys.stdout, sys.stderr = streams
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
 
 
 def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
@@ -282,7 +297,7 @@ def _enter(spec: dict, fds: list[int], hard: dict[int, int]) -> int:
     os.chdir(spec["workdir"])
     _set_limits(spec, hard)
     os.environ["HOME"] = spec["workdir"]
-    _std_streams()
+    _std_streams(spec["mode"])
     # Imports must not unmarshal cached bytecode (marshal.loads is refused: crafted code objects can
     # read and write memory), so point the bytecode cache at a directory that does not exist.
     sys.pycache_prefix = spec["workdir"] + "/.no-pycache"
