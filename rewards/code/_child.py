@@ -250,14 +250,14 @@ def _std_streams(mode: str) -> None:
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
 
 
-def _receive(sock: socket.socket) -> tuple[bytes, list[int]]:
+def _receive(sock: Any) -> tuple[bytes, list[int]]:
     try:
         return socket.recv_fds(sock, _MAX_REQUEST, 8)[:2]
     except OSError:
         return b"", []
 
 
-def standby(sock: socket.socket, spec: dict, hard: dict[int, int]) -> None:
+def standby(sock: Any, spec: dict, hard: dict[int, int]) -> None:
     """Runs in a child the spawner forked ahead of time; never returns.
 
     Does the program-independent lock-down first (own session, the job's uid, parent-death signal, SIGPIPE,

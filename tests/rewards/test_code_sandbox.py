@@ -8,6 +8,8 @@ effects. Each attack's program would pass its test if its trick worked.
 import os
 import pathlib
 import socket
+import subprocess
+import sys
 import time
 import uuid
 
@@ -289,3 +291,33 @@ def test_dead_zygote_is_restarted():
         assert reward([fence("def f(x):\n    return x + 1")], tests=[TEST]) == [1.0]
         assert sandbox.zygote_pid not in (None, first)
     assert not os.path.exists(f"/proc/{first}") or "Z" in pathlib.Path(f"/proc/{first}/stat").read_text()
+
+
+def test_spawner_detects_leftover_children():
+    # The spawner sweeps a child's uid only when something besides its standby is still its child (it is a
+    # subreaper: whatever a program started ends up there). Checked in a fresh process with known children.
+    script = """
+import os, sys, time
+from rewards.code._spawner import other_children
+path = f"/proc/{os.getpid()}/task/{os.getpid()}/children"
+assert other_children("/nonexistent/children", None)  # unreadable: assume leftovers
+standby = os.fork()
+if standby == 0:
+    time.sleep(30)
+    os._exit(0)
+assert not other_children(path, standby)  # only the standby
+leftover = os.fork()
+if leftover == 0:
+    os._exit(0)
+time.sleep(0.2)
+assert other_children(path, standby)  # a zombie counts too
+os.waitpid(leftover, 0)
+assert not other_children(path, standby)
+os.kill(standby, 9)
+os.waitpid(standby, 0)
+print("ok")
+"""
+    if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+        pytest.skip("no /proc/<pid>/task/<tid>/children here (the spawner then always sweeps)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    assert out.stdout.strip() == "ok", out.stderr
