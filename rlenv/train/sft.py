@@ -80,5 +80,6 @@ def sft(config: SFTConfig) -> StageResult:
         return encode_rows(policy, rows, config.max_len, config.prompt_loss)
 
     return train_lm(
-        config, build, batch_size=config.batch_size, grad_accum_steps=config.grad_accum_steps, desc="sft"
+        config, build, batch_size=config.batch_size, grad_accum_steps=config.grad_accum_steps, desc="sft",
+        group_by_length=config.group_by_length,
     )
