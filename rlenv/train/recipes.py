@@ -77,9 +77,9 @@ class RecipeConfig:
     """Pretraining block length in tokens."""
     batch_size: int = 16
     """Pretraining and SFT batch size."""
-    sft_steps: int = 3500
+    sft_steps: int = 4000
     """Cold-start SFT optimiser steps (r1 only; 0 skips SFT)."""
-    sft_rows: int = 6000
+    sft_rows: int = 20000
     """Solver-written SFT rows (r1 only)."""
     sft_lr: float = 1e-3
     """SFT peak learning rate."""
@@ -87,10 +87,10 @@ class RecipeConfig:
     """Prompt + completion tokens kept per SFT row (at most the model's max_seq_len)."""
     trace_style: Literal["search", "direct"] = "search"
     """SFT traces: the solver's search line by line, or the solution only (see rlenv.train.corpus)."""
-    grpo_steps: int = 30
+    grpo_steps: int = 60
     """GRPO steps (rollout batches)."""
-    grpo_lr: float = 3e-5
-    """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable)."""
+    grpo_lr: float = 5e-5
+    """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable, 5e-5 sharpened faster)."""
     prompts_per_step: int = 16
     """GRPO prompts (groups) per step."""
     num_generations: int = 8
