@@ -79,11 +79,14 @@ def grouped_order(lengths: Sequence[int], position: int, count: int, seed: int, 
         >>> [len({lengths[i] for i in order[k : k + 2]}) for k in range(0, 8, 2)]  # one length per batch
         [1, 1, 1, 1]
     """
-    window = _GROUP_WINDOW * step_size
-    out = []
-    for pos in range(position, position + count):
+    window, key = _GROUP_WINDOW * step_size, tuple(lengths)
+    out: list[int] = []
+    pos, end = position, position + count
+    while pos < end:  # one cached window lookup per window touched, not per example
         index, offset = divmod(pos, window)
-        out.append(_grouped_window(tuple(lengths), index, window, seed, batch_size)[offset])
+        take = min(window - offset, end - pos)
+        out += _grouped_window(key, index, window, seed, batch_size)[offset : offset + take]
+        pos += take
     return out
 
 
