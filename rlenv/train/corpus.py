@@ -338,6 +338,9 @@ _ANY_QUESTION = (
     "and each number can only be used once. Put the equation (without the = sign) in <answer> </answer> "
     "tags, for example <answer> (1 + 2) / 3 </answer>."
 )
+_AVOID_QUESTION = _ANY_QUESTION.replace(
+    "create any equation", "create an equation that does not equal {avoid}"
+)
 _EVAL_QUESTION = (
     "Evaluate the expression {expression}. Put the value in <answer> </answer> tags, for example "
     "<answer> 7 </answer>."
@@ -471,9 +474,11 @@ def countdown_sft_rows(
 def sibling_rows(n: int, seed: int, *, template: str = "r1zero") -> list[dict]:
     """Countdown's sibling tasks in the countdown template, for an R1-Zero base model (never countdown).
 
-    Half the rows ask to evaluate an expression (the trace evaluates it step by step, the answer is the
-    value); half ask for *any* equation over given numbers (the trace combines them step by step, showing
-    the values left, and the answer is the equation). No row has a target to reach.
+    40% of the rows ask to evaluate an expression (the trace evaluates it step by step, the answer is the
+    value); 30% ask for *any* equation over given numbers (the trace combines them step by step, showing
+    the values left, and the answer is the equation); 30% ask the same with a value the equation must *not*
+    equal (so the base learns that a number after the list is not one to use; a random combination avoids
+    it, nothing is searched). No row has a target to reach.
 
     Args:
         n: Number of rows.
@@ -496,12 +501,17 @@ def sibling_rows(n: int, seed: int, *, template: str = "r1zero") -> list[dict]:
         nums = [rng.randint(1, 99) for _ in range(rng.choice((3, 3, 4)))]
         steps = _random_steps(nums, rng, max_value=1000)
         equation = equation_from_steps(nums, steps)
-        if rng.random() < 0.5:
+        kind = rng.random()
+        if kind < 0.4:
             prompt = _frame(_EVAL_QUESTION.replace("{expression}", equation), template)
             lines = [f"{a}{op}{b}={c}" for a, op, b, c in steps]
             answer = str(steps[-1][3])
         else:
-            prompt = _frame(_ANY_QUESTION.replace("{nums}", str(nums)), template)
+            # A number in the prompt that is not to be used (a value to avoid, in the target's range) teaches
+            # the base to tell the given numbers from another number in the question, without any search.
+            avoid = rng.choice([v for v in range(10, 101) if v != steps[-1][3]])
+            question = (_ANY_QUESTION if kind < 0.7 else _AVOID_QUESTION.replace("{avoid}", str(avoid)))
+            prompt = _frame(question.replace("{nums}", str(nums)), template)
             lines = [*_partial_lines(nums, steps[:-1]), "{}{}{}={}".format(*steps[-1])]
             answer = equation
         completion = f"{_opening(prompt)}\n" + "\n".join(lines) + f"\n</think>\n<answer>{answer}</answer>"

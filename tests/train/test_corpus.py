@@ -196,8 +196,8 @@ def test_search_trace_follows_the_solver_and_is_bounded():
 
 def test_sibling_rows_are_never_countdown():
     rows = corpus.sibling_rows(100, seed=0)
-    kinds = {"create any equation" in r["prompt"] for r in rows}
-    assert kinds == {True, False}
+    for kind in ("Evaluate the expression", "create any equation", "create an equation that does not equal"):
+        assert any(kind in r["prompt"] for r in rows), kind
     for row in rows:
         assert "that equals" not in row["prompt"] and row["prompt"].endswith("Assistant:")
         think, answer = row["completion"].split("</think>\n<answer>")
@@ -210,6 +210,9 @@ def test_sibling_rows_are_never_countdown():
         else:
             shown = row["prompt"].split("Using the numbers [")[1].split("]")[0]
             assert _numbers(answer) == sorted(int(x) for x in shown.split(", "))
+            if "does not equal" in row["prompt"]:
+                avoid = int(row["prompt"].split("does not equal ")[1].split(".")[0])
+                assert _value(answer) != avoid
     compact = corpus.sibling_rows(20, seed=0, template="compact")
     assert all(r["prompt"].startswith("User: ") and r["prompt"].endswith(". Assistant:") for r in compact)
     assert {r["prompt"].split(" ")[1] for r in compact} == {"Using", "Evaluate"}
