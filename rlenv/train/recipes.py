@@ -45,6 +45,11 @@ _QUICK = dict(
     sft_max_len=128, trace_style="direct",
 )
 
+_BUDGETS = {  # measured to fit 20 minutes on 2 cores with the evaluation (docs/recipes.md)
+    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=60),
+    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300),
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class RecipeConfig:
@@ -67,10 +72,11 @@ class RecipeConfig:
     and update of the character-level policy), "r1zero" (R1-Zero's), "tinyzero" (prefills <think>)."""
     num_numbers: int = 3
     """Numbers per countdown problem (3-6); other generator settings are the environment's defaults."""
-    pretrain_steps: int = 300
-    """Pretraining optimiser steps; 0 uses `policy` (e.g. an earlier run's checkpoint) as the base."""
-    pretrain_docs: int = 6000
-    """Generated pretraining documents."""
+    pretrain_steps: int | None = None
+    """Pretraining optimiser steps (None: the recipe's budget, 300 for r1, 3,000 for r1zero); 0 uses `policy`
+    (e.g. an earlier run's checkpoint) as the base."""
+    pretrain_docs: int | None = None
+    """Generated pretraining documents (None: 6,000 for r1, 40,000 for r1zero)."""
     pretrain_lr: float = 2e-3
     """Pretraining peak learning rate."""
     seq_len: int = 256
@@ -87,8 +93,8 @@ class RecipeConfig:
     """Prompt + completion tokens kept per SFT row (at most the model's max_seq_len)."""
     trace_style: Literal["search", "direct"] = "search"
     """SFT traces: the solver's search line by line, or the solution only (see rlenv.train.corpus)."""
-    grpo_steps: int = 60
-    """GRPO steps (rollout batches)."""
+    grpo_steps: int | None = None
+    """GRPO steps, i.e. rollout batches (None: 60 for r1, 300 for r1zero)."""
     grpo_lr: float = 5e-5
     """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable, 5e-5 sharpened faster)."""
     prompts_per_step: int = 16
@@ -125,11 +131,11 @@ class RecipeConfig:
         if not 3 <= self.num_numbers <= 6:
             raise ValueError(f"RecipeConfig.num_numbers={self.num_numbers} must be in [3, 6]")
         for name in ("pretrain_steps", "sft_steps", "grpo_steps", "seed", "eval_seed"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 0")
         for name in ("pretrain_docs", "sft_rows", "sft_max_len", "seq_len", "batch_size", "prompts_per_step",
                      "num_generations", "max_new_tokens", "eval_items"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 1")
         for name in ("pretrain_lr", "sft_lr", "grpo_lr", "temperature"):
             if not getattr(self, name) > 0:
@@ -137,9 +143,11 @@ class RecipeConfig:
 
     @property
     def effective(self) -> RecipeConfig:
-        """The config actually run: ``quick`` applied and ``run_dir`` defaulted."""
+        """The config actually run: ``quick`` applied, the recipe's budgets and ``run_dir`` defaulted."""
         config = dataclasses.replace(self, **_QUICK, quick=False) if self.quick else self
-        return dataclasses.replace(config, run_dir=config.run_dir or os.path.join("runs", config.recipe))
+        budget = {k: v for k, v in _BUDGETS[config.recipe].items() if getattr(config, k) is None}
+        run_dir = config.run_dir or os.path.join("runs", config.recipe)
+        return dataclasses.replace(config, **budget, run_dir=run_dir)
 
     @property
     def env_kwargs(self) -> dict[str, Any]:
