@@ -9,12 +9,51 @@ slots and ``n_real[b]`` counts real tokens (the RoPE position of the next token)
 different amounts, which is what speculative decoding needs to roll back rejected draft tokens: slots past
 ``lengths`` are simply invisible and get overwritten.
 
+``derived`` keeps decode-time weights folded from parameters (absorbed MLA, stacked experts), rebuilt only
+when a source parameter changes (its version counter, storage, dtype or device).
+
 Left out: paged/block allocation (a dense (B, S) buffer sized per ``generate`` call is enough here).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 import torch
+
+T = TypeVar("T")
+
+
+def derived(owner: object, name: str, sources: Sequence[torch.Tensor], build: Callable[[], T]) -> T:
+    """``build()`` computed once per version of ``sources`` and kept on ``owner`` (not in its state dict).
+
+    The key is each source's storage pointer, version counter (bumped by every in-place update: optimiser
+    steps, ``load_state_dict``), dtype and device, so a stale value is never returned. The value is built
+    without autograd: callers use it only where gradients are off (decoding).
+
+    Example:
+        >>> w = torch.ones(2)
+        >>> class Owner: ...
+        >>> o = Owner()
+        >>> float(derived(o, "twice", [w], lambda: 2 * w).sum())
+        4.0
+        >>> _ = w.add_(1)
+        >>> float(derived(o, "twice", [w], lambda: 2 * w).sum())
+        8.0
+    """
+    if any(t.is_inference() for t in sources):  # no version counter to key on: rebuild every call
+        with torch.no_grad():
+            return build()
+    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
+    store = owner.__dict__.setdefault("_derived", {})
+    hit = store.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with torch.no_grad():
+        value = build()
+    store[name] = (key, value)
+    return value
 
 
 class KVCache:
@@ -61,6 +100,7 @@ class KVCache:
         self.is_empty = True
         self._slots: torch.Tensor | None = None
         self._new_real: torch.Tensor | None = None
+        self._rows = torch.arange(batch, device=device)[:, None]  # (B, 1)
 
     @property
     def batch(self) -> int:
@@ -78,14 +118,15 @@ class KVCache:
             of row b may attend to slot s (causal, padding hidden, every query sees at least itself).
         """
         n = new_mask.shape[1]
-        if int(self.lengths.max()) + n > self.max_len:
-            raise ValueError(f"cache overflow: {int(self.lengths.max())} + {n} > max_len={self.max_len}")
+        longest = int(self.lengths.max())  # the one host sync per step
+        if longest + n > self.max_len:
+            raise ValueError(f"cache overflow: {longest} + {n} > max_len={self.max_len}")
         self.is_empty = self.horizon == 0
         arange = torch.arange(n, device=new_mask.device)
         slots = self.lengths[:, None] + arange  # (B, n)
         self.pad.scatter_(1, slots, ~new_mask)
         positions = self.n_real[:, None] + new_mask.long().cumsum(1) - 1  # (B, n)
-        self.horizon = int(slots.max()) + 1
+        self.horizon = longest + n
         keys = torch.arange(self.horizon, device=new_mask.device)  # (S,)
         visible = (keys[None, None, :] <= slots[:, :, None]) & ~self.pad[:, None, : self.horizon]  # (B, n, S)
         visible |= keys[None, None, :] == slots[:, :, None]
@@ -97,9 +138,9 @@ class KVCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store new latents (B, n, R) / (B, n, dr) for ``layer``; return the visible cache views."""
         assert self._slots is not None, "call prepare() before write()"
-        rows = torch.arange(self.batch, device=c_kv.device)[:, None]  # (B, 1)
-        self.c_kv[layer][rows, self._slots] = c_kv.to(self.c_kv[layer].dtype)
-        self.k_rope[layer][rows, self._slots] = k_rope.to(self.k_rope[layer].dtype)
+        rows, dtype = self._rows, self.c_kv[layer].dtype
+        self.c_kv[layer][rows, self._slots] = c_kv if c_kv.dtype == dtype else c_kv.to(dtype)
+        self.k_rope[layer][rows, self._slots] = k_rope if k_rope.dtype == dtype else k_rope.to(dtype)
         return self.c_kv[layer][:, : self.horizon], self.k_rope[layer][
             :, : self.horizon
         ]  # (B, S, R), (B, S, dr)
@@ -124,3 +165,4 @@ class KVCache:
         self.lengths = self.lengths.index_select(0, rows)
         self.n_real = self.n_real.index_select(0, rows)
         self.pad = self.pad.index_select(0, rows)
+        self._rows = self._rows[: rows.shape[0]]

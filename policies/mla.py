@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from policies.cache import KVCache
+from policies.cache import KVCache, derived
 from policies.config import ModelConfig
 from policies.norm import RMSNorm
 from policies.rope import apply_rope
@@ -59,6 +59,10 @@ class MLA(nn.Module):
         )
         self.wo = nn.Linear(cfg.n_heads * cfg.v_head_dim, cfg.dim, bias=False)
         self.softmax_scale = cfg.qk_head_dim**-0.5
+        # folded decode weights cost (H*R) x (in + dim) floats: worth it while that is small (this project's
+        # presets); DeepSeek-V3-sized heads keep the unfolded absorbed form
+        q_in = cfg.dim if cfg.q_lora_rank == 0 else cfg.q_lora_rank
+        self._foldable = cfg.n_heads * cfg.kv_lora_rank * (q_in + cfg.dim) <= 1 << 24
 
     # Projections --------------------
     def project(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -87,6 +91,62 @@ class MLA(nn.Module):
         k = torch.cat([k_nope, k_rope.unsqueeze(2).expand(-1, -1, self.n_heads, -1)], dim=-1)  # (B, S, H, dq)
         q = torch.cat([q_nope, q_rope], dim=-1)  # (B, T, H, dq)
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+    # Decoding with folded weights --------------------
+    def _wq(self) -> torch.Tensor:
+        return self.wq.weight if self.q_lora_rank == 0 else self.wq_b.weight
+
+    def decode_weights(self) -> tuple[torch.Tensor, ...]:
+        """Weights with ``W_uk``, ``W_uv`` and the softmax scale folded in, for ``decode`` (cached).
+
+        Returns ``w_in`` mapping the (q_norm'ed, if ``q_lora_rank``) query input to
+        ``[q_latent (H*R) ; q_rope (H*dr)]`` (scaled by ``softmax_scale``), where
+        ``q_latent_h = W_uk_h^T q_nope_h``, and ``w_out`` (dim, H*R) = ``wo`` times ``W_uv`` per head.
+        """
+        n_heads, dn, rank = self.n_heads, self.qk_nope_head_dim, self.kv_lora_rank
+        wkv_b = self.wkv_b.weight.view(n_heads, -1, rank)  # (H, dn + dv, R)
+        wq = self._wq().view(n_heads, dn + self.qk_rope_head_dim, -1)  # (H, dq, in)
+        q_latent = torch.einsum("hnr,hni->hri", wkv_b[:, :dn], wq[:, :dn]).flatten(0, 1)  # (H*R, in)
+        w_in = torch.cat([q_latent, wq[:, dn:].flatten(0, 1)]) * self.softmax_scale  # (H*(R + dr), in)
+        wo = self.wo.weight.view(-1, n_heads, self.v_head_dim)  # (dim, H, dv)
+        w_out = torch.einsum("dhv,hvr->dhr", wo, wkv_b[:, dn:]).flatten(1)  # (dim, H*R)
+        return w_in, w_out
+
+    def decode(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor,
+        cache: KVCache,
+        layer: int,
+    ) -> torch.Tensor:
+        """Absorbed attention over ``cache`` with folded weights (``decode_weights``); returns (B, T, dim).
+
+        The same computation as the absorbed ``forward`` in fewer dispatched ops: one matmul gives the latent
+        and RoPE queries, one RoPE call rotates the query and key parts together, the output is one matmul.
+        """
+        bsz, seqlen, _ = x.shape
+        n_heads, rank, dr = self.n_heads, self.kv_lora_rank, self.qk_rope_head_dim
+        params = [self.wkv_b.weight, self.wo.weight, self._wq()]
+        w_in, w_out = derived(self, "decode_weights", params, self.decode_weights)
+        kv = self.wkv_a(x)  # (B, T, R + dr)
+        c_kv, k_rope = self.kv_norm(kv[..., :rank]), kv[..., rank:]  # (B, T, R), (B, T, dr)
+        q = F.linear(x if self.q_lora_rank == 0 else self.q_norm(self.wq_a(x)), w_in)  # (B, T, H*(R + dr))
+        q_latent = q[..., : n_heads * rank].reshape(bsz, seqlen * n_heads, rank)  # (B, T*H, R)
+        ropes = torch.cat([q[..., n_heads * rank :], k_rope], -1).view(bsz, seqlen, n_heads + 1, dr)
+        ropes = apply_rope(ropes, cos, sin)  # (B, T, H + 1, dr)
+        all_c_kv, all_k_rope = cache.write(layer, c_kv, ropes[:, :, n_heads])  # (B, S, R), (B, S, dr)
+        q_pe = ropes[:, :, :n_heads].reshape(bsz, seqlen * n_heads, dr)  # (B, T*H, dr)
+        scores = torch.baddbmm(
+            torch.bmm(q_latent, all_c_kv.transpose(1, 2)), q_pe, all_k_rope.transpose(1, 2)
+        ).view(bsz, seqlen, n_heads, -1)  # (B, T, H, S)
+        if scores.dtype != torch.float32 and scores.dtype != torch.float64:
+            scores = scores.float()
+        scores = scores.masked_fill(~mask.unsqueeze(2), float("-inf"))
+        probs = scores.softmax(dim=-1).to(all_c_kv.dtype).view(bsz, seqlen * n_heads, -1)  # (B, T*H, S)
+        out = torch.bmm(probs, all_c_kv).view(bsz, seqlen, n_heads * rank)  # (B, T, H*R)
+        return F.linear(out, w_out)  # (B, T, dim)
 
     # Attention cores --------------------
     def attend_expanded(
@@ -160,6 +220,8 @@ class MLA(nn.Module):
         q_nope, q_rope, c_kv, k_rope = self.project(x, cos, sin)
         if cache is not None:
             use_absorbed = (not cache.is_empty) if absorb is None else absorb
+            if use_absorbed and not torch.is_grad_enabled() and mask is not None and self._foldable:
+                return self.decode(x, cos, sin, mask, cache, layer)
             all_c_kv, all_k_rope = cache.write(layer, c_kv, k_rope)  # (B, S, R), (B, S, dr)
             if not use_absorbed:  # prefill: keys are exactly the new tokens
                 assert mask is not None and cache.is_empty, "expanded cached attention only for prefill"

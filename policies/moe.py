@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from policies.cache import derived
 from policies.config import ModelConfig
 
 
@@ -84,7 +85,8 @@ class Gate(nn.Module):
         Returns:
             ``weights`` (N, k) in x's dtype, ``indices`` (N, k) long, ``scores`` (N, E) fp32 affinities.
         """
-        logits = F.linear(x.float(), self.weight.float())  # (N, E)
+        fp32 = x.dtype == torch.float32 and self.weight.dtype == torch.float32  # skip no-op casts (decode)
+        logits = F.linear(x, self.weight) if fp32 else F.linear(x.float(), self.weight.float())  # (N, E)
         scores = logits.sigmoid() if self.score_func == "sigmoid" else logits.softmax(dim=-1)  # (N, E)
         with torch.no_grad():
             indices = self.select(scores)  # (N, k)
@@ -97,7 +99,9 @@ class Gate(nn.Module):
         weights = scores.gather(1, indices)  # (N, k)
         if self.score_func == "sigmoid":
             weights = weights / weights.sum(dim=-1, keepdim=True)
-        return (weights * self.route_scale).to(x.dtype), indices, scores
+        if self.route_scale != 1.0:
+            weights = weights * self.route_scale
+        return (weights if fp32 else weights.to(x.dtype)), indices, scores
 
     @torch.no_grad()
     def update_bias(self, speed: float) -> torch.Tensor:
@@ -171,6 +175,9 @@ class MoE(nn.Module):
         self.shared_experts = (
             MLP(cfg.dim, cfg.n_shared_experts * cfg.moe_inter_dim) if cfg.n_shared_experts else None
         )
+        # tokens x routed experts up to which inference runs every expert densely (``all_experts``); measured
+        # on a CPU with the small preset: 1.4x faster at 8 tokens, even at ~24 (0 disables)
+        self.dense_below = 128
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, routing: torch.Tensor | None = None
@@ -190,15 +197,53 @@ class MoE(nn.Module):
         real = None if mask is None else mask.reshape(-1).bool()  # (N,)
         replay = None if routing is None else routing.reshape(-1, self.topk)  # (N, k)
         weights, indices, scores = self.gate(flat, replay=replay, count=real)
-        y = dispatch(flat, weights, indices, self.experts)  # (N, dim)
-        if self.shared_experts is not None:
-            y = y + self.shared_experts(flat)
+        if flat.shape[0] * self.n_routed_experts <= self.dense_below and not torch.is_grad_enabled():
+            y = self.all_experts(flat, weights, indices)  # (N, dim) few tokens (decoding)
+        else:
+            y = dispatch(flat, weights, indices, self.experts)  # (N, dim)
+            if self.shared_experts is not None:
+                y = y + self.shared_experts(flat)
         aux = x.new_zeros((), dtype=torch.float32)
         if self.training and self.seq_aux_loss_alpha > 0:
             aux = self.sequence_balance_loss(
                 scores.view(bsz, seqlen, -1), indices.view(bsz, seqlen, -1), mask
             )
         return y.view(bsz, seqlen, dim), indices.view(bsz, seqlen, self.topk), aux
+
+    def all_experts_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stacked weights for ``all_experts``: w13 (2*(E+s)*I, dim), w2 (dim, (E+s)*I), gate base (E+s,).
+
+        The shared experts (s = their width over ``moe_inter_dim``) are extra columns with a constant gate 1.
+        """
+        experts, shared = self.experts, self.shared_experts
+        w1, w3 = [experts.w1.flatten(0, 1)], [experts.w3.flatten(0, 1)]  # (E*I, dim) each
+        w2 = [experts.w2.permute(1, 0, 2).flatten(1)]  # (dim, E*I)
+        n_shared = 0
+        if shared is not None:
+            w1.append(shared.w1.weight)
+            w3.append(shared.w3.weight)
+            w2.append(shared.w2.weight)
+            n_shared = shared.w1.weight.shape[0] // experts.w1.shape[1]
+        base = torch.cat([experts.w1.new_zeros(len(experts)), experts.w1.new_ones(n_shared)])  # (E+s,)
+        return torch.cat(w1 + w3), torch.cat(w2, 1), base
+
+    def all_experts(self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Routed + shared output for few tokens ``x`` (N, dim): every expert on every token, two matmuls.
+
+        Experts a token did not choose get gate weight 0, so this equals ``dispatch`` + shared experts (up to
+        summation order); for a handful of tokens two dense matmuls beat sorting and a grouped matmul (one
+        matmul per expert on a CPU). Used without autograd (the stacked weights are a detached copy).
+        """
+        params = [self.experts.w1, self.experts.w2, self.experts.w3]
+        if self.shared_experts is not None:
+            params += [
+                p.weight for p in (self.shared_experts.w1, self.shared_experts.w2, self.shared_experts.w3)
+            ]
+        w13, w2, base = derived(self, "all_experts", params, self.all_experts_weights)
+        h1, h3 = F.linear(x, w13).chunk(2, dim=-1)  # (N, (E+s)*I) each
+        gates = base.expand(x.shape[0], -1).scatter(1, indices, weights.to(base.dtype))  # (N, E+s)
+        act = (F.silu(h1) * h3).view(x.shape[0], gates.shape[1], -1) * gates.unsqueeze(-1)  # (N, E+s, I)
+        return F.linear(act.flatten(1), w2)  # (N, dim)
 
     def sequence_balance_loss(
         self, scores: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor | None

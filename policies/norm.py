@@ -28,6 +28,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == self.weight.dtype and x.dtype in (torch.float32, torch.float64):  # no casts to dispatch
+            return torch.nn.functional.rms_norm(x, (self.dim,), self.weight, self.eps)  # (..., dim)
         dtype = torch.promote_types(x.dtype, torch.float32)  # bf16 -> fp32 compute, fp64 stays fp64
         y = torch.nn.functional.rms_norm(
             x.to(dtype), (self.dim,), self.weight.to(dtype), self.eps

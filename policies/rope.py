@@ -54,8 +54,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
         [[[[1.0, 0.0]]]]
     """
     dtype = torch.promote_types(x.dtype, torch.float32)
-    x_pairs = x.to(dtype).unflatten(-1, (-1, 2))  # (B, T, H, D/2, 2)
+    cast = x.dtype != dtype or cos.dtype != dtype  # fp32 tensors skip the (dispatched) no-op casts
+    x_pairs = (x.to(dtype) if cast else x).unflatten(-1, (-1, 2))  # (B, T, H, D/2, 2)
     x1, x2 = x_pairs[..., 0], x_pairs[..., 1]  # (B, T, H, D/2)
-    c, s = cos.unsqueeze(2).to(dtype), sin.unsqueeze(2).to(dtype)  # (B, T, 1, D/2)
-    out = torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1)  # (B, T, H, D/2, 2)
-    return out.flatten(-2).to(x.dtype)  # (B, T, H, D)
+    c, s = cos.unsqueeze(2), sin.unsqueeze(2)  # (B, T, 1, D/2)
+    if cast:
+        c, s = c.to(dtype), s.to(dtype)
+    out = torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)  # (B, T, H, D)
+    return out.to(x.dtype) if cast else out
