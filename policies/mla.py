@@ -93,6 +93,13 @@ class MLA(nn.Module):
         return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     # Decoding with folded weights --------------------
+    def _can_fold(self) -> bool:
+        """Folded decoding needs plain ``nn.Linear`` query/output projections (not e.g. FP8 ones)."""
+        plain = (
+            type(self.wo) is nn.Linear and type(self.wq if self.q_lora_rank == 0 else self.wq_b) is nn.Linear
+        )
+        return self._foldable and plain
+
     def _wq(self) -> torch.Tensor:
         return self.wq.weight if self.q_lora_rank == 0 else self.wq_b.weight
 
@@ -220,7 +227,7 @@ class MLA(nn.Module):
         q_nope, q_rope, c_kv, k_rope = self.project(x, cos, sin)
         if cache is not None:
             use_absorbed = (not cache.is_empty) if absorb is None else absorb
-            if use_absorbed and not torch.is_grad_enabled() and mask is not None and self._foldable:
+            if use_absorbed and not torch.is_grad_enabled() and mask is not None and self._can_fold():
                 return self.decode(x, cos, sin, mask, cache, layer)
             all_c_kv, all_k_rope = cache.write(layer, c_kv, k_rope)  # (B, S, R), (B, S, dr)
             if not use_absorbed:  # prefill: keys are exactly the new tokens

@@ -197,7 +197,7 @@ class MoE(nn.Module):
         real = None if mask is None else mask.reshape(-1).bool()  # (N,)
         replay = None if routing is None else routing.reshape(-1, self.topk)  # (N, k)
         weights, indices, scores = self.gate(flat, replay=replay, count=real)
-        if flat.shape[0] * self.n_routed_experts <= self.dense_below and not torch.is_grad_enabled():
+        if flat.shape[0] * self.n_routed_experts <= self.dense_below and self._dense_ok():
             y = self.all_experts(flat, weights, indices)  # (N, dim) few tokens (decoding)
         else:
             y = dispatch(flat, weights, indices, self.experts)  # (N, dim)
@@ -209,6 +209,12 @@ class MoE(nn.Module):
                 scores.view(bsz, seqlen, -1), indices.view(bsz, seqlen, -1), mask
             )
         return y.view(bsz, seqlen, dim), indices.view(bsz, seqlen, self.topk), aux
+
+    def _dense_ok(self) -> bool:
+        """``all_experts`` applies: no autograd, plain (not e.g. FP8) expert and shared-expert weights."""
+        shared = self.shared_experts
+        plain = shared is None or all(type(m) is nn.Linear for m in (shared.w1, shared.w2, shared.w3))
+        return not torch.is_grad_enabled() and type(self.experts) is Experts and plain
 
     def all_experts_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stacked weights for ``all_experts``: w13 (2*(E+s)*I, dim), w2 (dim, (E+s)*I), gate base (E+s,).

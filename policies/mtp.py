@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from policies.block import Block
+from policies.cache import derived
 from policies.config import ModelConfig
 from policies.norm import RMSNorm
 
@@ -36,6 +37,23 @@ class MTPModule(nn.Module):
     def combine(self, h: torch.Tensor, emb_next: torch.Tensor) -> torch.Tensor:
         """``eh_proj([hnorm(h) ; enorm(emb)])`` for (B, T, dim) inputs."""
         return self.eh_proj(torch.cat([self.hnorm(h), self.enorm(emb_next)], dim=-1))  # (B, T, dim)
+
+    def combine_tokens(self, h: torch.Tensor, tokens: torch.Tensor, embed: nn.Embedding) -> torch.Tensor:
+        """``combine(h, embed(tokens))`` for drafting, without autograd: (B, T, dim), equal up to rounding.
+
+        The token half ``eh_proj_e(enorm(embed(t)))`` depends on the token alone, so it is one table row
+        (V, dim) folded once per weight version; the hidden half is ``hnorm`` then a matmul.
+        """
+        dim = h.shape[-1]
+        if type(self.eh_proj) is not nn.Linear or torch.is_grad_enabled():
+            return self.combine(h, embed(tokens))
+
+        def table() -> torch.Tensor:
+            return F.linear(self.enorm(embed.weight), self.eh_proj.weight[:, dim:])  # (V, dim)
+
+        rows = derived(self, "token_table", [embed.weight, self.enorm.weight, self.eh_proj.weight], table)
+        h_part = F.linear(self.hnorm(h), self.eh_proj.weight[:, :dim])  # (B, T, dim)
+        return h_part + F.embedding(tokens, rows)  # (B, T, dim)
 
 
 def mtp_loss(

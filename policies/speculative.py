@@ -58,7 +58,7 @@ def _mtp(
 ) -> torch.Tensor:
     """MTP module 1's block over the slots ``step`` prepared; returns its output hidden states (B, n, dim)."""
     module = model.mtp[0]
-    x = module.combine(step.hidden, model.embed(next_tokens))  # (B, n, dim)
+    x = module.combine_tokens(step.hidden, next_tokens, model.embed)  # (B, n, dim)
     layer = model.config.n_layers
     h, _, _ = module.block(
         x, step.cos, step.sin, mask=step.visible, token_mask=real, cache=cache, cache_layer=layer
@@ -94,20 +94,21 @@ def _propose(
     """
     module, layer = model.mtp[0], model.config.n_layers
     draft, logp = _draw(_mtp_logits(model, hidden), knobs, generator)
+    if k == 1:
+        return draft[:, None], logp[:, None]  # (B, 1), (B, 1, V)
     drafts, logps = [draft], [logp]
     saved = cache.lengths.clone(), cache.n_real.clone()
     one = torch.ones(draft.shape[0], 1, dtype=torch.bool, device=draft.device)  # (B, 1)
     for _ in range(k - 1):
         positions, visible = cache.prepare(one)
         cos, sin = model.rope(positions)  # (B, 1, dr/2)
-        x = module.combine(hidden, model.embed(drafts[-1][:, None]))  # (B, 1, dim)
+        x = module.combine_tokens(hidden, drafts[-1][:, None], model.embed)  # (B, 1, dim)
         hidden, _, _ = module.block(x, cos, sin, mask=visible, token_mask=one, cache=cache, cache_layer=layer)
         cache.advance()
         draft, logp = _draw(_mtp_logits(model, hidden), knobs, generator)
         drafts.append(draft)
         logps.append(logp)
-    if k > 1:
-        cache.lengths, cache.n_real = saved
+    cache.lengths, cache.n_real = saved
     return torch.stack(drafts, 1), torch.stack(logps, 1)  # (B, k), (B, k, V)
 
 
@@ -147,6 +148,8 @@ def _commit_counts(
     tokens: torch.Tensor, n_acc: torch.Tensor, stop_ids: torch.Tensor, room: torch.Tensor, live: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens each row keeps (B,): up to ``n_acc + 1``, cut after a stop token and at the budget ``room``."""
+    if not stop_ids.numel():  # no stop tokens: only the budget cuts
+        return torch.minimum(n_acc + 1, room) * live, torch.zeros_like(live)
     index = torch.arange(tokens.shape[1], device=tokens.device)  # (k + 1,)
     stops = torch.isin(tokens, stop_ids) & (index <= n_acc[:, None])  # (B, k + 1)
     first_stop = torch.where(stops.any(1), stops.long().argmax(1), tokens.shape[1])  # (B,)
