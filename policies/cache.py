@@ -100,6 +100,7 @@ class KVCache:
         self.is_empty = True
         self._slots: torch.Tensor | None = None
         self._new_real: torch.Tensor | None = None
+        self._write_slots: torch.Tensor | None = None  # the prepared slots ``write`` fills (see ``focus``)
         self._rows = torch.arange(batch, device=device)[:, None]  # (B, 1)
 
     @property
@@ -130,17 +131,30 @@ class KVCache:
         keys = torch.arange(self.horizon, device=new_mask.device)  # (S,)
         visible = (keys[None, None, :] <= slots[:, :, None]) & ~self.pad[:, None, : self.horizon]  # (B, n, S)
         visible |= keys[None, None, :] == slots[:, :, None]
-        self._slots, self._new_real = slots, new_mask
+        self._slots, self._new_real, self._write_slots = slots, new_mask, slots
         return positions.clamp(min=0), visible
+
+    def focus(self, start: int, length: int = 1) -> None:
+        """Direct the next ``write`` calls to prepared slots ``start .. start + length - 1`` only.
+
+        For chained one-token passes (speculative drafts): one ``prepare`` for all of them, then each pass
+        writes its own slot with its row of the positions/mask ``prepare`` returned.
+        """
+        assert self._slots is not None, "call prepare() before focus()"
+        self._write_slots = self._slots[:, start : start + length]
+
+    def discard(self) -> None:
+        """Drop the prepared slots without committing them (they stay invisible and get overwritten)."""
+        self._slots = self._new_real = self._write_slots = None
 
     def write(
         self, layer: int, c_kv: torch.Tensor, k_rope: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store new latents (B, n, R) / (B, n, dr) for ``layer``; return the visible cache views."""
-        assert self._slots is not None, "call prepare() before write()"
-        rows, dtype = self._rows, self.c_kv[layer].dtype
-        self.c_kv[layer][rows, self._slots] = c_kv if c_kv.dtype == dtype else c_kv.to(dtype)
-        self.k_rope[layer][rows, self._slots] = k_rope if k_rope.dtype == dtype else k_rope.to(dtype)
+        slots, rows, dtype = self._write_slots, self._rows, self.c_kv[layer].dtype
+        assert slots is not None, "call prepare() before write()"
+        self.c_kv[layer][rows, slots] = c_kv if c_kv.dtype == dtype else c_kv.to(dtype)
+        self.k_rope[layer][rows, slots] = k_rope if k_rope.dtype == dtype else k_rope.to(dtype)
         return self.c_kv[layer][:, : self.horizon], self.k_rope[layer][
             :, : self.horizon
         ]  # (B, S, R), (B, S, dr)
@@ -156,7 +170,7 @@ class KVCache:
             self.lengths += accepted
             kept = torch.arange(n, device=accepted.device)[None, :] < accepted[:, None]  # (B, n)
             self.n_real += (self._new_real & kept).long().sum(1)
-        self._slots = self._new_real = None
+        self.discard()
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only ``rows`` (1-D long index), e.g. to drop finished sequences from the batch."""

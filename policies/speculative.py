@@ -89,26 +89,34 @@ def _propose(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``k`` chained drafts (B, k) and their q log-probs (B, k, V), from the MTP hidden state (B, 1, dim).
 
-    Drafts 2..k run module 1 on its own previous hidden state at tentative slots past each row's length;
-    the row lengths are restored afterwards (the next main step overwrites those slots).
+    Drafts 2..k run module 1 on its own previous hidden state at tentative slots past each row's length,
+    prepared once and never committed (the next main step overwrites those slots).
     """
     module, layer = model.mtp[0], model.config.n_layers
     draft, logp = _draw(_mtp_logits(model, hidden), knobs, generator)
     if k == 1:
         return draft[:, None], logp[:, None]  # (B, 1), (B, 1, V)
     drafts, logps = [draft], [logp]
-    saved = cache.lengths.clone(), cache.n_real.clone()
     one = torch.ones(draft.shape[0], 1, dtype=torch.bool, device=draft.device)  # (B, 1)
-    for _ in range(k - 1):
-        positions, visible = cache.prepare(one)
-        cos, sin = model.rope(positions)  # (B, 1, dr/2)
+    positions, visible = cache.prepare(one.expand(-1, k - 1))  # (B, k - 1), (B, k - 1, S): one prepare
+    cos, sin = model.rope(positions)  # (B, k - 1, dr/2)
+    for i in range(k - 1):
+        cache.focus(i)  # pass i writes tentative slot i only
         x = module.combine_tokens(hidden, drafts[-1][:, None], model.embed)  # (B, 1, dim)
-        hidden, _, _ = module.block(x, cos, sin, mask=visible, token_mask=one, cache=cache, cache_layer=layer)
-        cache.advance()
+        part = slice(i, i + 1)
+        hidden, _, _ = module.block(
+            x,
+            cos[:, part],
+            sin[:, part],
+            mask=visible[:, part],
+            token_mask=one,
+            cache=cache,
+            cache_layer=layer,
+        )
         draft, logp = _draw(_mtp_logits(model, hidden), knobs, generator)
         drafts.append(draft)
         logps.append(logp)
-    cache.lengths, cache.n_real = saved
+    cache.discard()  # the next main step overwrites the tentative slots
     return torch.stack(drafts, 1), torch.stack(logps, 1)  # (B, k), (B, k, V)
 
 
