@@ -179,4 +179,4 @@ class KVCache:
         self.lengths = self.lengths.index_select(0, rows)
         self.n_real = self.n_real.index_select(0, rows)
         self.pad = self.pad.index_select(0, rows)
-        self._rows = self._rows[: rows.shape[0]]
+        self._rows = torch.arange(rows.shape[0], device=rows.device)[:, None]  # (B', 1) rows may repeat
