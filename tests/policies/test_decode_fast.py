@@ -131,3 +131,15 @@ def test_cached_greedy_still_equals_uncached_on_small_preset():
             for _ in range(12):
                 seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
         assert tokens == seq[len(prompt) :]
+
+
+def test_cache_select_may_repeat_rows():
+    cfg = ModelConfig.tiny()
+    cache = new_cache(Transformer(cfg), batch=2, max_len=4, n_layers=1)
+    cache.prepare(torch.ones(2, 1, dtype=torch.bool))
+    cache.write(0, torch.tensor([[[1.0] * 16], [[2.0] * 16]]), torch.zeros(2, 1, cfg.qk_rope_head_dim))
+    cache.advance()
+    cache.select(torch.tensor([0, 0, 1]))  # a shared prompt expanded to its group, as rlenv.train.prefix does
+    cache.prepare(torch.ones(3, 1, dtype=torch.bool))
+    c_kv, _ = cache.write(0, torch.full((3, 1, 16), 5.0), torch.zeros(3, 1, cfg.qk_rope_head_dim))
+    assert c_kv[:, :, 0].tolist() == [[1.0, 5.0], [1.0, 5.0], [2.0, 5.0]]
