@@ -94,7 +94,7 @@ def test_format_trace_shape_and_arithmetic():
     text = format_trace([44, 19, 35], 98, [(44, "+", 19, 63), (63, "+", 35, 98)], failed=failed)
     assert text.startswith("<think>\n") and text.endswith("</think>\n<answer>44+19+35</answer>")
     think = text[len("<think>\n") : text.index("</think>")].splitlines()
-    assert think == ["44*19=836 [836 35]", "836-35=801 no", "44+19=63 [63 35]", "63+35=98 ok"]
+    assert think == ["44*19=836 [836 35]", "836-35=801 vs 98 no", "44+19=63 [63 35]", "63+35=98 vs 98 ok"]
     for line in think:
         _check_step_line(line)
 
@@ -166,6 +166,10 @@ def test_countdown_sft_rows_reach_the_target_and_come_from_the_train_split():
         for line in think:
             _check_step_line(line)
         assert think[-1].endswith(" ok") and not any(x.endswith(" ok") for x in think[:-1])
+        for line in think:  # every checked combination restates the target, and its verdict is right
+            if line.endswith((" ok", " no")):
+                value = int(line.split("=")[1].split()[0])
+                assert line.endswith(f" vs {row['target']} {'ok' if value == row['target'] else 'no'}"), line
     # No training problem is an evaluation problem (split="test" streams, any seed used for evaluation).
     train = {(tuple(r["nums"]), r["target"]) for r in corpus.countdown_sft_rows(300, seed=0, style="direct")}
     test = {(tuple(it["nums"]), it["target"]) for it in generate(500, seed=0, split="test")}
