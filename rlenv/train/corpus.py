@@ -227,10 +227,9 @@ def search_trace(
 
     Every line is one operation the model can check locally: a partial step shows the values left
     (``49+31=80 [80 42]``), a complete combination restates the target and is marked ``ok`` or ``no``
-    (``80-42=38 vs 60 no``); the search stops at the
-    first ``ok``. Pairs are taken in order, larger value first, operators in ``+ - * /`` order, exactly as
-    :func:`rlenv.tasks.countdown.solve_steps` explores them, so the trace is a fixed procedure rather than a
-    guess.
+    (``80-42=38 vs 60 no``); the search stops at the first ``ok``. Pairs are taken in order, larger value
+    first, operators in ``+ - * /`` order, exactly as :func:`rlenv.tasks.countdown.solve_steps` explores them,
+    so the trace is a fixed procedure rather than a guess.
 
     Args:
         nums: The given numbers.
