@@ -224,11 +224,11 @@ class MLA(nn.Module):
             layer: Index of this layer in ``cache``.
             absorb: Force the absorbed (True) or expanded (False) core; default absorbed for cached decode.
         """
+        use_absorbed = cache is not None and ((not cache.is_empty) if absorb is None else absorb)
+        if use_absorbed and not torch.is_grad_enabled() and mask is not None and self._can_fold():
+            return self.decode(x, cos, sin, mask, cache, layer)  # does its own (folded) projections
         q_nope, q_rope, c_kv, k_rope = self.project(x, cos, sin)
         if cache is not None:
-            use_absorbed = (not cache.is_empty) if absorb is None else absorb
-            if use_absorbed and not torch.is_grad_enabled() and mask is not None and self._can_fold():
-                return self.decode(x, cos, sin, mask, cache, layer)
             all_c_kv, all_k_rope = cache.write(layer, c_kv, k_rope)  # (B, S, R), (B, S, dr)
             if not use_absorbed:  # prefill: keys are exactly the new tokens
                 assert mask is not None and cache.is_empty, "expanded cached attention only for prefill"
