@@ -321,3 +321,26 @@ print("ok")
         pytest.skip("no /proc/<pid>/task/<tid>/children here (the spawner then always sweeps)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_DONTFORK is Linux's")
+def test_spawner_receive_buffer_is_not_forked():
+    # The spawner's 16 MiB receive buffer must not reach its children: as part of every child it would be
+    # 4,096 page-table entries to copy at fork and unmap at exit (and it held the last request). A child that
+    # touches it must fault (SIGSEGV), the parent must not.
+    script = """
+import os, signal
+from rewards.code._spawner import _receive_buffer
+buffer = _receive_buffer()
+buffer[:4] = b"spec"
+pid = os.fork()
+if pid == 0:
+    buffer[0]
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV, status
+assert buffer[:4] == b"spec"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    assert out.stdout.strip() == "ok", out.stderr
