@@ -93,6 +93,9 @@ class RecipeConfig:
     """Prompt + completion tokens kept per SFT row (at most the model's max_seq_len)."""
     trace_style: Literal["search", "direct"] = "search"
     """SFT traces: the solver's search line by line, or the solution only (see rlenv.train.corpus)."""
+    lm_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Forward precision of pretraining and SFT ("auto": bf16 autocast on a bf16-capable GPU, else fp32);
+    GRPO keeps "auto" (its importance ratios compare training and rollout log-probs)."""
     grpo_steps: int | None = None
     """GRPO steps, i.e. rollout batches (None: 45 for r1, 300 for r1zero)."""
     grpo_lr: float = 5e-5
@@ -122,6 +125,7 @@ class RecipeConfig:
     def __post_init__(self) -> None:
         allowed = {"recipe": ("r1", "r1zero"), "device": ("auto", "cpu", "cuda"),
                    "template": ("compact", "r1zero", "tinyzero"), "trace_style": ("search", "direct"),
+                   "lm_precision": ("auto", "fp32", "bf16"),
                    "eval_split": ("test", "train")}
         for name, values in allowed.items():
             if getattr(self, name) not in values:
@@ -333,7 +337,8 @@ def _pretrain(config: RecipeConfig, policy: str) -> str:
             docs += [text, arithmetic[i // 2]] if i % 2 and i // 2 < len(arithmetic) else [text]
         docs += arithmetic[len(siblings) // 2 :]
     path = _write_jsonl(os.path.join(config.run_dir, "data", "pretrain.jsonl"), [{"text": d} for d in docs])
-    stage = PretrainConfig(**_common(config, "pretrain"), policy=policy, corpus=path, corpus_size=len(docs),
+    stage = PretrainConfig(**_common(config, "pretrain"), precision=config.lm_precision, policy=policy,
+                           corpus=path, corpus_size=len(docs),
                            steps=config.pretrain_steps, lr=config.pretrain_lr, seq_len=config.seq_len,
                            batch_size=config.batch_size, warmup_steps=min(20, config.pretrain_steps // 10))
     return pretrain(stage).checkpoint
@@ -348,7 +353,8 @@ def _sft(config: RecipeConfig, policy: str) -> str:
     rows = countdown_sft_rows(config.sft_rows, config.seed, template=kwargs["template"],
                               style=config.trace_style, env_kwargs={"config": kwargs["config"]})
     path = _write_jsonl(os.path.join(config.run_dir, "data", "sft.jsonl"), rows)
-    stage = SFTConfig(**_common(config, "sft"), policy=policy, data=path, num_rows=len(rows),
+    stage = SFTConfig(**_common(config, "sft"), precision=config.lm_precision, policy=policy, data=path,
+                      num_rows=len(rows),
                       steps=config.sft_steps, lr=config.sft_lr, batch_size=config.batch_size,
                       max_len=config.sft_max_len, warmup_steps=min(20, config.sft_steps // 10))
     return sft(stage).checkpoint

@@ -17,6 +17,7 @@ from rlenv.train.recipes import RecipeConfig, baselines, format_table, heldout_i
         ("template", "chat"),
         ("device", "tpu"),
         ("trace_style", "beam"),
+        ("lm_precision", "fp16"),
         ("num_numbers", 2),
         ("grpo_steps", -1),
         ("eval_items", 0),
@@ -104,7 +105,10 @@ def one_thread():
 def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     from rlenv.train.recipes import run_recipe
 
-    result = run_recipe(RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu"))
+    precision = "bf16" if recipe == "r1" else "auto"  # bf16 autocast on the CPU too
+    result = run_recipe(
+        RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu", lm_precision=precision)
+    )
     phases = ["base", "sft", "grpo"] if recipe == "r1" else ["base", "grpo"]
     assert list(result.rows) == phases
     for row in result.rows.values():
@@ -114,6 +118,10 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["rows"]) == set(phases) and "always_add" in saved["baselines"]
     assert (tmp_path / "pretrain" / "metrics.jsonl").is_file()
+    stages = ["pretrain", "sft"] if recipe == "r1" else ["pretrain"]
+    for stage in stages:  # pretraining and SFT run at lm_precision; GRPO keeps "auto"
+        assert json.loads((tmp_path / stage / "config.json").read_text())["precision"] == precision
+    assert json.loads((tmp_path / "grpo" / "config.json").read_text())["precision"] == "auto"
     first = json.loads((tmp_path / "data" / "pretrain.jsonl").read_text().splitlines()[0])["text"]
     assert "create an equation that equals" not in first  # the base never sees countdown
     # Re-evaluating the trained phases on another stream trains nothing and keeps the training costs.
