@@ -28,7 +28,8 @@ import json
 import os
 
 from rlenv.train.config import DistillConfig, PretrainConfig
-from rlenv.train.recipes import RecipeConfig, evaluate_countdown, heldout_items, run_recipe
+from rlenv.train.countdown_eval import evaluate_countdown, heldout_items
+from rlenv.train.recipes import RecipeConfig, run_recipe
 
 
 def student_config(quick: bool) -> dict:

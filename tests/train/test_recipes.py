@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from rlenv.train.recipes import RecipeConfig, baselines, format_table, heldout_items
+from rlenv.train.countdown_eval import baselines, format_table, heldout_items
+from rlenv.train.recipes import RecipeConfig
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,209 @@
+"""Held-out countdown evaluation and the before/after report of ``rlenv run`` (:mod:`rlenv.train.recipes`).
+
+Key idea: every phase of an experiment is scored on the same ``n`` problems of the environment's
+``split="test"`` stream (no training phase draws from it): greedy and sampled accuracy, accuracy on
+non-shortcut targets (neither the sum nor the product of all numbers), format rate, mean completion tokens
+and tokens spent per solved problem, beside the always-add / always-multiply baselines; the figures become
+one Markdown table and the phases' learning curves one PNG.
+
+Left out on purpose: pass@k over several samples per problem (``rlenv eval`` computes it for any env).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["baselines", "evaluate_countdown", "format_table", "heldout_items", "plot_curves"]
+
+
+
+
+def _countdown_env(split: str, env_kwargs: Mapping[str, Any]):
+    import gymnasium as gym
+
+    import rlenv  # noqa: F401  (registers the environments)
+
+    return gym.make("rlenv/Countdown-v0", split=split, **env_kwargs).unwrapped
+
+
+def heldout_items(
+    n: int, seed: int, env_kwargs: Mapping[str, Any], split: str = "test"
+) -> list[dict[str, Any]]:
+    """Items ``0..n-1`` of a countdown split (the test split by default): ``prompt``, ``nums``, ``target``.
+
+    Example:
+        >>> items = heldout_items(2, 0, {"template": "r1zero"})
+        >>> sorted(items[0])
+        ['nums', 'prompt', 'target']
+    """
+    env = _countdown_env(split, env_kwargs)
+    items = []
+    for index in range(n):
+        prompt, info = env.reset(seed=seed, options={"index": index})
+        items.append({"prompt": prompt, "nums": list(info["nums"]), "target": int(info["target"])})
+    env.close()
+    return items
+
+
+def baselines(items: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Accuracy of the two shortcut policies: always add / always multiply every number.
+
+    Example:
+        >>> baselines([{"nums": [1, 2, 3], "target": 6}, {"nums": [2, 3, 4], "target": 24}])
+        {'always_add': 0.5, 'always_multiply': 1.0}
+    """
+    n = max(1, len(items))
+    return {
+        "always_add": sum(sum(it["nums"]) == it["target"] for it in items) / n,
+        "always_multiply": sum(math.prod(it["nums"]) == it["target"] for it in items) / n,
+    }
+
+
+def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, temperature: float,
+                       max_new_tokens: int, seed: int = 0, batch_size: int = 64,
+                       desc: str = "eval") -> dict[str, float]:
+    """Accuracy, non-shortcut accuracy, format rate and token costs of one sample per held-out item.
+
+    Args:
+        policy: A :class:`rlenv.train.policy.Policy`.
+        items: Rows with ``prompt``, ``nums`` and ``target`` (see :func:`heldout_items`).
+        temperature: 0 for greedy decoding.
+        max_new_tokens: Completion length cap.
+        seed: Sampling seed.
+        batch_size: Prompts per generate call.
+        desc: Progress-bar label.
+
+    Returns:
+        ``accuracy``, ``nonshortcut_accuracy``, ``format_rate``, ``mean_tokens``, ``tokens_per_solved``
+        (all completion tokens divided by the problems solved; inf when none), ``n``.
+
+    Example:
+        >>> from rlenv.train.policy import load_policy
+        >>> items = heldout_items(2, seed=0, env_kwargs={"template": "compact"})
+        >>> figures = evaluate_countdown(load_policy("tiny"), items, temperature=0.0, max_new_tokens=4)
+        >>> figures["accuracy"], figures["mean_tokens"]
+        (0.0, 4.0)
+    """
+    from tqdm.auto import tqdm
+
+    import rewards
+    from rewards.format import think_format
+    from rlenv.tasks.countdown import is_shortcut
+    from rlenv.train.policy import SamplingParams
+
+    correct, formatted, tokens, shortcut = [], [], [], []
+    for start in tqdm(range(0, len(items), batch_size), desc=desc, leave=False):
+        batch = items[start : start + batch_size]
+        sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
+        out = policy.generate([it["prompt"] for it in batch], 1, sampling)
+        prompts = [it["prompt"] for it in batch]
+        cols = {"nums": [it["nums"] for it in batch], "target": [it["target"] for it in batch]}
+        correct += [v == 1.0 for v in rewards.countdown_accuracy(out.texts, prompts=prompts, **cols)]
+        formatted += [v == 1.0 for v in think_format(out.texts, prompts=prompts)]
+        tokens += [len(ids) for ids in out.completion_ids]
+        shortcut += [is_shortcut(it["nums"], it["target"]) for it in batch]
+    n = len(items)
+    hard = [c for c, s in zip(correct, shortcut, strict=True) if not s]
+    solved = sum(correct)
+    return {
+        "accuracy": solved / n,
+        "nonshortcut_accuracy": sum(hard) / max(1, len(hard)),
+        "format_rate": sum(formatted) / n,
+        "mean_tokens": sum(tokens) / n,
+        "tokens_per_solved": sum(tokens) / solved if solved else float("inf"),
+        "n": float(n),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The before/after table and the learning curves
+
+_COLUMNS = (
+    ("greedy acc", "greedy/accuracy", "pct"),
+    ("sampled acc", "sampled/accuracy", "pct"),
+    ("non-shortcut (greedy)", "greedy/nonshortcut_accuracy", "pct"),
+    ("format", "greedy/format_rate", "pct"),
+    ("mean tokens", "greedy/mean_tokens", "num"),
+    ("tokens/solved", "greedy/tokens_per_solved", "num"),
+    ("wall", "wall_s", "time"),
+)
+_PHASE_NAMES = {"base": "base (pretrained)", "sft": "after SFT", "grpo": "after GRPO"}
+
+
+def _cell(value: float, kind: str) -> str:
+    if kind == "pct":
+        return f"{value:.1%}"
+    if kind == "time":
+        return f"{value / 60:.1f} min"
+    return "-" if math.isinf(value) else f"{value:.0f}"
+
+
+def format_table(rows: Mapping[str, Mapping[str, float]], baseline: Mapping[str, float]) -> str:
+    """The before/after table as Markdown.
+
+    Example:
+        >>> row = {"greedy/accuracy": 0.5, "sampled/accuracy": 0.4, "greedy/nonshortcut_accuracy": 0.45,
+        ...        "greedy/format_rate": 1.0, "greedy/mean_tokens": 60.0, "greedy/tokens_per_solved": 120.0,
+        ...        "wall_s": 90.0}
+        >>> print(format_table({"sft": row}, {"always_add": 0.01, "always_multiply": 0.01}).splitlines()[2])
+        | after SFT | 50.0% | 40.0% | 45.0% | 100.0% | 60 | 120 | 1.5 min |
+    """
+    header = "| phase | " + " | ".join(name for name, _, _ in _COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (len(_COLUMNS) + 1)]
+    for phase, row in rows.items():
+        cells = " | ".join(_cell(row[key], kind) for _, key, kind in _COLUMNS)
+        lines.append(f"| {_PHASE_NAMES.get(phase, phase)} | {cells} |")
+    train = sum(row["wall_s"] for row in rows.values())
+    cpu = sum(row.get("cpu_s", 0.0) for row in rows.values())
+    evaluation = sum(row.get("eval_s", 0.0) for row in rows.values())
+    lines.append(f"\nbaselines on the same items: always add {baseline['always_add']:.1%}, always multiply "
+                 f"{baseline['always_multiply']:.1%}; wall time: training {train / 60:.1f} min "
+                 f"(process CPU time {cpu / 60:.1f} min), evaluation {evaluation / 60:.1f} min")
+    return "\n".join(lines)
+
+
+_CURVE_KEYS = {
+    "pretrain": ("loss/lm",),
+    "sft": ("loss/lm",),
+    "grpo": ("rollout/accuracy", "rollout/format_rate", "reward/total"),
+}
+
+
+def plot_curves(run_dir: str, phases: Sequence[str]) -> str | None:
+    """Writes ``curves.png``: one panel per phase with its main metrics against the step.
+
+    Returns:
+        The PNG path, or None when no phase logged metrics.
+
+    Example:
+        >>> plot_curves("/nonexistent-run", ["grpo"]) is None
+        True
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlenv.train.metrics import read_metrics
+
+    logged = {p: read_metrics(os.path.join(run_dir, p)) for p in phases}
+    logged = {p: m for p, m in logged.items() if m}
+    if not logged:
+        return None
+    fig, axes = plt.subplots(1, len(logged), figsize=(5 * len(logged), 3.5), squeeze=False)
+    for ax, (phase, records) in zip(axes[0], logged.items(), strict=True):
+        for key in _CURVE_KEYS.get(phase, ()):
+            points = [(r.get("step", i), r[key]) for i, r in enumerate(records) if key in r]
+            if points:
+                ax.plot(*zip(*points, strict=True), label=key)
+        ax.set_title(phase)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(run_dir, "curves.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
