@@ -1,4 +1,4 @@
-"""Tests of the recipe corpora: correct arithmetic everywhere, traces that reach the target, seed hygiene."""
+"""Tests of the recipe corpora and traces: correct arithmetic, traces that reach the target, seed hygiene."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rlenv.train import corpus
-from rlenv.train.corpus import equation_from_steps, format_trace, make_corpus
+from rlenv.train.corpus import make_corpus
+from rlenv.train.traces import equation_from_steps, format_trace, random_steps, search_trace
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -83,7 +84,7 @@ def test_equation_from_steps_rejects_bad_steps(steps):
     st.integers(0, 10_000),
 )
 def test_random_steps_give_equations_with_the_right_value_and_numbers(nums, seed):
-    steps = corpus._random_steps(nums, random.Random(seed))
+    steps = random_steps(nums, random.Random(seed))
     equation = equation_from_steps(nums, steps)
     assert _value(equation) == steps[-1][3]
     assert _numbers(equation) == sorted(nums)
@@ -189,13 +190,13 @@ def test_search_trace_follows_the_solver_and_is_bounded():
     from rlenv.tasks.countdown import generate
 
     for item in generate(100, seed=5):
-        found = corpus.search_trace(item["nums"], item["target"], max_lines=10_000)
+        found = search_trace(item["nums"], item["target"], max_lines=10_000)
         assert found is not None
         lines, steps = found
         assert _value(equation_from_steps(item["nums"], steps)) == item["target"]
         assert sum(line.endswith(" ok") for line in lines) == 1
-    assert corpus.search_trace([1, 1, 1], 1000) is None
-    assert corpus.search_trace([44, 19, 35, 7, 3], 1, max_lines=3) is None
+    assert search_trace([1, 1, 1], 1000) is None
+    assert search_trace([44, 19, 35, 7, 3], 1, max_lines=3) is None
 
 
 def test_sibling_rows_are_never_countdown():
