@@ -14,6 +14,11 @@ temperature *before* top-k/top-p truncation (temperature 0 = greedy reports ``lo
 what a GRPO trainer recomputes from its own forward with the same temperature; with truncation the sampling
 distribution differs from it by the renormalisation over the kept set (see ``policies.sampling``).
 
+Samples per prompt (``num_samples=n``): the output has ``n`` consecutive rows per prompt; each prompt is
+prefilled once and its cache rows are copied ``n`` times before decoding (a GRPO group shares its prompt;
+under causal attention the prompt's latents do not depend on what follows -- vLLM's prefix caching, in
+miniature).
+
 Routing (``return_routing=True``): per row a (n_moe_layers, len(prompt) + len(completion), top_k) long tensor
 of the experts each token used; the last completion token was never fed to the model and holds -1 ("route
 normally" for ``Transformer.forward(routing=...)``). ``stack_routing`` lays rows out for a training batch.
@@ -207,6 +212,7 @@ def generate(
     generator: torch.Generator | None = None,
     pad_id: int = 0,
     stop_check_interval: int = 4,
+    num_samples: int = 1,
 ) -> GenerationOutput:
     """Sample completions for a batch of prompts with the latent KV cache.
 
@@ -224,12 +230,15 @@ def generate(
         generator: Random source for reproducible sampling.
         pad_id: Id used for left padding (never attended to).
         stop_check_interval: Check stop strings every this many steps (results are exact either way).
+        num_samples: Completions per prompt, as consecutive output rows; each prompt is prefilled once.
 
     Returns:
-        A ``GenerationOutput`` (see its fields; log-probs are documented in the module docstring).
+        A ``GenerationOutput`` over ``len(prompts) * num_samples`` rows (see its fields; log-probs are
+        documented in the module docstring).
 
     Raises:
-        ValueError: Empty prompts, out-of-vocabulary ids, a budget beyond ``max_seq_len``, bad sampling knobs.
+        ValueError: Empty prompts, out-of-vocabulary ids, a budget beyond ``max_seq_len``, bad sampling
+            knobs, ``num_samples < 1``.
 
     Example:
         >>> from policies.config import ModelConfig
@@ -240,10 +249,13 @@ def generate(
     """
     check_sampling(temperature, top_p, top_k)
     check_request(model, prompts, max_new_tokens, stop_strings, tokenizer)
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
+        raise ValueError(f"num_samples={num_samples!r} must be an int >= 1")
     was_training = model.training
     model.eval()
     try:
-        state = _Decoder(model, prompts, max_new_tokens, pad_id, return_routing)
+        rows = [p for p in prompts for _ in range(num_samples)] if num_samples > 1 else prompts
+        state = _Decoder(model, rows, max_new_tokens, pad_id, return_routing, num_samples)
         state.run(
             temperature,
             top_p,
@@ -267,8 +279,10 @@ class _Decoder:
         max_new_tokens: int,
         pad_id: int,
         return_routing: bool,
+        group: int = 1,
     ) -> None:
         self.model, self.prompts, self.max_new = model, prompts, max_new_tokens
+        self.group = group  # consecutive rows sharing one prompt (prefilled once)
         device = model.embed.weight.device
         self.tokens, self.mask = left_pad(prompts, pad_id, device)  # (B, P)
         batch, self.width = self.tokens.shape
@@ -297,12 +311,19 @@ class _Decoder:
         self.routing[:, self.rows, start : start + stacked.shape[2]] = stacked
 
     def _prefill(self, model: Transformer) -> tuple[KVCache, torch.Tensor]:
-        """Runs the prompts through the model once; returns the cache and the last logits ``(b, V)``."""
-        cache = new_cache(model, self.tokens.shape[0], self.width + self.max_new)
-        out = model(self.tokens, attention_mask=self.mask, cache=cache, return_aux=True, with_mtp=False)
+        """Runs each distinct prompt through the model once, then copies its cache rows to its ``group``
+        rows; returns the cache and the last logits ``(b, V)``."""
+        unique, mask = self.tokens[:: self.group], self.mask[:: self.group]  # (U, P)
+        cache = new_cache(model, unique.shape[0], self.width + self.max_new)
+        out = model(unique, attention_mask=mask, cache=cache, return_aux=True, with_mtp=False)
         cache.advance()
-        self._record_routing(out.routing, 0)
-        return cache, out.logits[:, -1]  # (b, V)
+        if self.group == 1:
+            self._record_routing(out.routing, 0)
+            return cache, out.logits[:, -1]  # (b, V)
+        expand = torch.arange(unique.shape[0], device=unique.device).repeat_interleave(self.group)  # (b,)
+        cache.select(expand)
+        self._record_routing([r.index_select(0, expand) for r in out.routing] if out.routing else None, 0)
+        return cache, out.logits[:, -1].index_select(0, expand)  # (b, V)
 
     def run(
         self,

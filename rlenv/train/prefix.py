@@ -4,7 +4,8 @@ Key idea: the G completions of a group share one prompt, and prompts (templates 
 longer than completions. Under causal attention the prompt's hidden states do not depend on what follows, so
 
 * generation prefills each distinct prompt once into the latent KV cache and copies the cache rows G times
-  (``KVCache.select`` with repeated indices) before decoding -- vLLM's prefix caching, in miniature;
+  (``KVCache.select`` with repeated indices) before decoding -- vLLM's prefix caching, in miniature
+  (``policies.generate(..., num_samples=G)``);
 * the training forward runs each distinct prompt once *with gradients*, expands its cache rows to the group,
   and runs only the completion tokens on top. Autograd flows through the cache writes and the row
   expansion, so the log-probs and gradients equal those of the full per-row forward (checked in
@@ -112,11 +113,10 @@ def shared_prefix_logits(
     return logits, targets, out_p.aux_loss + out_c.aux_loss
 
 
-@torch.no_grad()
 def shared_prefix_generate(
     model: torch.nn.Module, prompts: Sequence[Sequence[int]], n: int, **kwargs: Any
 ) -> Any:
-    """``policies.generate`` of ``n`` samples per prompt, prefilling each prompt once.
+    """``policies.generate`` of ``n`` samples per prompt, prefilling each prompt once (``num_samples``).
 
     Args:
         model: A ``policies.Transformer``.
@@ -129,59 +129,6 @@ def shared_prefix_generate(
     Returns:
         A ``policies.GenerationOutput`` over ``len(prompts) * n`` rows.
     """
-    from policies.generate import _StopStrings, check_request
-    from policies.sampling import check_sampling
+    from policies.generate import generate
 
-    expanded = [list(p) for p in prompts for _ in range(n)]
-    temperature, top_p, top_k = (
-        kwargs.get("temperature", 1.0),
-        kwargs.get("top_p", 1.0),
-        kwargs.get("top_k", 0),
-    )
-    stop_strings, tokenizer = tuple(kwargs.get("stop_strings", ())), kwargs.get("tokenizer")
-    check_sampling(temperature, top_p, top_k)
-    check_request(model, expanded, kwargs["max_new_tokens"], stop_strings, tokenizer)
-    was_training = model.training
-    model.eval()
-    try:
-        state = _SharedPrefixDecoder(
-            model,
-            expanded,
-            kwargs["max_new_tokens"],
-            kwargs.get("pad_id", 0),
-            kwargs.get("return_routing", False),
-        )
-        state.n = n
-        stops = (
-            _StopStrings(stop_strings, tokenizer, kwargs.get("stop_check_interval", 4))
-            if stop_strings
-            else None
-        )
-        state.run(temperature, top_p, top_k, kwargs.get("stop_token_ids", ()), stops, kwargs.get("generator"))
-        return state.output(tokenizer)
-    finally:
-        model.train(was_training)
-
-
-def _decoder_base() -> type:
-    from policies.generate import _Decoder
-
-    return _Decoder
-
-
-class _SharedPrefixDecoder(_decoder_base()):  # type: ignore[misc]
-    """``policies.generate``'s decoder with a prefill over distinct prompts, expanded to ``n`` rows each."""
-
-    n: int = 1
-
-    def _prefill(self, model):
-        from policies.generate import new_cache
-
-        unique, mask = self.tokens[:: self.n], self.mask[:: self.n]  # (U, P)
-        cache = new_cache(model, unique.shape[0], self.width + self.max_new)
-        out = model(unique, attention_mask=mask, cache=cache, return_aux=True, with_mtp=False)
-        cache.advance()
-        expand = torch.arange(unique.shape[0], device=unique.device).repeat_interleave(self.n)  # (B,)
-        cache.select(expand)
-        self._record_routing([r.index_select(0, expand) for r in out.routing] if out.routing else None, 0)
-        return cache, out.logits[:, -1].index_select(0, expand)  # (B, V)
+    return generate(model, prompts, num_samples=n, **kwargs)

@@ -55,6 +55,30 @@ def test_logprobs_match_training_forward(model64):
         assert routing.shape[1] == len(p) + len(toks) and (routing[:, -1] == -1).all()
 
 
+def test_num_samples_prefills_once_and_equals_repeated_prompts(model64):
+    # Each prompt prefilled once and its cache rows copied == the prompt repeated n times (same random
+    # stream): tokens, log-probs and routing.
+    kwargs = dict(max_new_tokens=8, temperature=1.0, return_routing=True, stop_token_ids=(3,))
+    shared = generate(model64, PROMPTS, num_samples=3, generator=torch.Generator().manual_seed(5), **kwargs)
+    repeated = [p for p in PROMPTS for _ in range(3)]
+    reference = generate(model64, repeated, generator=torch.Generator().manual_seed(5), **kwargs)
+    assert shared.tokens == reference.tokens and len(shared.tokens) == 3 * len(PROMPTS)
+    assert len({tuple(t) for t in shared.tokens[:3]}) > 1  # the copies sample independently
+    for a, b in zip(shared.logprobs, reference.logprobs, strict=True):
+        torch.testing.assert_close(torch.tensor(a), torch.tensor(b))
+    assert all(torch.equal(a, b) for a, b in zip(shared.routing, reference.routing, strict=True))
+    calls = []
+    hook = model64.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        generate(model64, PROMPTS, max_new_tokens=1, num_samples=4)
+    finally:
+        hook.remove()
+    assert calls == [len(PROMPTS)]  # the prefill ran over the distinct prompts only
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="num_samples"):
+            generate(model64, PROMPTS, max_new_tokens=2, num_samples=bad)
+
+
 def test_stop_tokens_and_strings():
     torch.manual_seed(1)
     tok = Tokenizer()
