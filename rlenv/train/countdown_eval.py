@@ -19,8 +19,6 @@ from typing import Any
 __all__ = ["baselines", "evaluate_countdown", "format_table", "heldout_items", "plot_curves"]
 
 
-
-
 def _countdown_env(split: str, env_kwargs: Mapping[str, Any]):
     import gymnasium as gym
 
