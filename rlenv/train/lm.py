@@ -101,7 +101,8 @@ def _grouped_window(lengths: tuple[int, ...], index: int, window: int, seed: int
 
 def lm_loss(run: Run, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum of masked next-token cross-entropies and the number of predicted tokens of a micro-batch."""
-    width = max(len(e.ids) for e in examples)
+    multiple = run.width_multiple
+    width = -(-max(len(e.ids) for e in examples) // multiple) * multiple  # rounded up (bf16 on a CPU)
     pad = run.policy.pad_id
     tokens = torch.tensor([list(e.ids) + [pad] * (width - len(e.ids)) for e in examples])  # (B, T)
     attention = torch.tensor([[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in examples])  # (B, T)

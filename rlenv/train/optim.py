@@ -67,6 +67,22 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def width_multiple(precision: str, device: torch.device) -> int:
+    """Multiple to round padded batch widths up to: 32 under bf16 autocast on a CPU, else 1.
+
+    Why: for bf16 on a CPU, PyTorch's oneDNN backend compiles and caches a kernel per GEMM shape, so batches
+    of ever-new widths grow the process without bound and pay a compilation each time (400 SFT steps of
+    the small policy, widths 150-384: 3.5 GB resident and no faster than fp32, against 1.1 GB for fp32).
+    Rounding to a multiple of 32 leaves at most eight widths in that range; the extra positions are padding
+    (masked out of attention and loss).
+
+    Example:
+        >>> width_multiple("bf16", torch.device("cpu")), width_multiple("fp32", torch.device("cpu"))
+        (32, 1)
+    """
+    return 32 if precision == "bf16" and device.type == "cpu" else 1
+
+
 def maybe_fp8(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
     """Converts linear layers to FP8 with ``policies.fp8.convert_to_fp8`` when ``enabled``."""
     if not enabled:

@@ -32,6 +32,7 @@ from rlenv.train.optim import (
     maybe_fp8,
     resolve_device,
     seed_everything,
+    width_multiple,
 )
 from rlenv.train.policy import Policy, load_policy
 
@@ -57,6 +58,11 @@ class Run:
     def autocast(self) -> Any:
         """The mixed-precision context of forward passes."""
         return autocast(self.config.precision, self.device)
+
+    @property
+    def width_multiple(self) -> int:
+        """What padded batch widths are rounded up to (see ``optim.width_multiple``)."""
+        return width_multiple(self.config.precision, self.device)
 
     def save(self) -> str | None:
         """Writes a checkpoint (main rank only) and returns its directory."""

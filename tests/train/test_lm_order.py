@@ -1,4 +1,4 @@
-"""Data order of the supervised stages: epoch-wise shuffling and length-grouped batches."""
+"""Batches of the supervised stages: epoch-wise shuffling, length-grouped batches, padded widths."""
 
 from __future__ import annotations
 
@@ -39,3 +39,31 @@ def test_grouped_order_is_a_function_of_the_position() -> None:
     pieces = [i for start in range(0, 640, 16) for i in grouped_order(LENGTHS, start, 16, 3, 16, 8)]
     assert whole == pieces
     assert whole != grouped_order(LENGTHS, 0, 640, 4, 16, 8)
+
+
+def test_bf16_on_cpu_rounds_batch_widths_and_keeps_the_loss(tmp_path) -> None:
+    # oneDNN caches a kernel per GEMM shape for bf16 on a CPU: widths are rounded up to a multiple of 32
+    # there (bounded memory), and the extra padding is masked out, so the loss is that of the unpadded batch.
+    import torch
+
+    from rlenv.train.config import SFTConfig
+    from rlenv.train.lm import Example, lm_loss
+    from rlenv.train.runner import start_run
+
+    torch.manual_seed(0)
+    run = start_run(
+        SFTConfig(run_dir=str(tmp_path), policy="tiny", precision="bf16", device="cpu", tensorboard=False),
+        total_updates=1,
+    )
+    assert run.width_multiple == 32
+    widths = []
+    hook = run.policy.module.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape[1]))
+    batch = [Example(tuple(range(5, 5 + n)), tuple([0] * 3 + [1] * (n - 3))) for n in (7, 40)]
+    rounded, count = lm_loss(run, batch)
+    run.config = SFTConfig(run_dir=str(tmp_path), policy="tiny", precision="fp32", tensorboard=False)
+    assert run.width_multiple == 1
+    run.autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # same precision, exact widths
+    exact, count_exact = lm_loss(run, batch)
+    hook.remove()
+    assert widths == [64, 40] and count == count_exact == 4 + 37
+    torch.testing.assert_close(rounded.float(), exact.float(), rtol=2e-2, atol=0)
