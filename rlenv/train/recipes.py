@@ -99,8 +99,8 @@ class RecipeConfig:
     lm_precision: Literal["auto", "fp32", "bf16"] = "auto"
     """Forward precision of pretraining and SFT ("auto": bf16 autocast on a bf16-capable GPU, else fp32).
     GRPO always runs at "auto" (its importance ratios compare training and rollout log-probs). On the
-    2-core CPU, r1 with "bf16" gave a stronger SFT checkpoint but no faster run, and GRPO then added less
-    sampled accuracy in 45 steps (docs/recipes.md), so the default stays fp32 there."""
+    2-core CPU, r1 with "bf16" was no faster end to end and its accuracy within run-to-run noise of fp32's
+    (docs/recipes.md), so the default stays fp32 there."""
     grpo_steps: int | None = None
     """GRPO steps, i.e. rollout batches (None: 45 for r1, 300 for r1zero)."""
     grpo_lr: float = 5e-5
