@@ -20,7 +20,7 @@ import torch
 
 from rlenv.train.losses import entropy_from_logits
 from rlenv.train.policy import KIND_FILE, Packed, Policy, Rollouts, SamplingParams, ScoreOutput
-from rlenv.train.prefix import group_runs, shared_prefix_generate, shared_prefix_logits
+from rlenv.train.prefix import group_runs, shared_prefix_logits
 
 __all__ = ["PRESETS", "BundledPolicy"]
 
@@ -173,11 +173,11 @@ class BundledPolicy(Policy):
         if sampling.seed is not None:
             generator = torch.Generator(device=self.device)
             generator.manual_seed(sampling.seed)
-        shared = self.share_prompts and n > 1
-        sampler = (lambda *a, **kw: shared_prefix_generate(*a, n, **kw)) if shared else policies.generate
-        out = sampler(
+        shared = self.share_prompts and n > 1  # each prompt prefilled once, its cache rows copied n times
+        out = policies.generate(
             self.module,
             unique_ids if shared else prompt_ids,
+            num_samples=n if shared else 1,
             max_new_tokens=sampling.max_new_tokens,
             temperature=sampling.temperature,
             top_p=sampling.top_p,

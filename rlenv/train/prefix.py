@@ -1,11 +1,11 @@
-"""Shared-prompt generation and scoring for the bundled policy: a GRPO group's prompt is computed once.
+"""Shared-prompt scoring for the bundled policy: a GRPO group's prompt is computed once.
 
 Key idea: the G completions of a group share one prompt, and prompts (templates + question) are usually far
 longer than completions. Under causal attention the prompt's hidden states do not depend on what follows, so
 
-* generation prefills each distinct prompt once into the latent KV cache and copies the cache rows G times
-  (``KVCache.select`` with repeated indices) before decoding -- vLLM's prefix caching, in miniature
-  (``policies.generate(..., num_samples=G)``);
+* generation (``policies.generate(..., num_samples=G)``) prefills each distinct prompt once into the latent
+  KV cache and copies the cache rows G times (``KVCache.select`` with repeated indices) before decoding --
+  vLLM's prefix caching, in miniature;
 * the training forward runs each distinct prompt once *with gradients*, expands its cache rows to the group,
   and runs only the completion tokens on top. Autograd flows through the cache writes and the row
   expansion, so the log-probs and gradients equal those of the full per-row forward (checked in
@@ -23,11 +23,10 @@ Left out on purpose: sharing across groups (radix trees), the HF back-end (its c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
-__all__ = ["group_runs", "shared_prefix_generate", "shared_prefix_logits"]
+__all__ = ["group_runs", "shared_prefix_logits"]
 
 
 def group_runs(prompt_ids: Sequence[Sequence[int]]) -> tuple[list[int], torch.Tensor]:
@@ -111,24 +110,3 @@ def shared_prefix_logits(
     first = out_p.logits[:, -1:].index_select(0, expand)  # (B, 1, V)
     logits = torch.cat([first, out_c.logits[:, :-1]], dim=1)  # (B, C, V)
     return logits, targets, out_p.aux_loss + out_c.aux_loss
-
-
-def shared_prefix_generate(
-    model: torch.nn.Module, prompts: Sequence[Sequence[int]], n: int, **kwargs: Any
-) -> Any:
-    """``policies.generate`` of ``n`` samples per prompt, prefilling each prompt once (``num_samples``).
-
-    Args:
-        model: A ``policies.Transformer``.
-        prompts: Distinct prompts (token ids); the output has ``n`` consecutive rows per prompt.
-        n: Samples per prompt.
-        **kwargs: As ``policies.generate`` (``max_new_tokens``, ``temperature``, ``top_p``, ``top_k``,
-            ``stop_token_ids``, ``stop_strings``, ``tokenizer``, ``return_routing``, ``generator``,
-            ``pad_id``).
-
-    Returns:
-        A ``policies.GenerationOutput`` over ``len(prompts) * n`` rows.
-    """
-    from policies.generate import generate
-
-    return generate(model, prompts, num_samples=n, **kwargs)

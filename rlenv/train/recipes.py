@@ -48,7 +48,7 @@ _QUICK = dict(
     sft_max_len=128, trace_style="direct",
 )
 
-_BUDGETS = {  # measured to fit 20 minutes on 2 cores with the evaluation (docs/recipes.md)
+_BUDGETS = {  # sized for ~20 minutes on 2 cores with the evaluation (r1 measured 19.9-20.2: docs/recipes.md)
     "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=45, max_new_tokens=256),
     "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160),
 }
