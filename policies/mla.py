@@ -161,7 +161,13 @@ class MLA(nn.Module):
     ) -> torch.Tensor:
         """SDPA over expanded heads; ``mask`` (B, T, S) bool or None (causal). Returns (B, T, H*dv)."""
         if mask is None:
+            dv, dqk = v.shape[-1], q.shape[-1]
+            if q.device.type == "cpu" and dv < dqk:
+                # The CPU's fused (flash) kernel needs equal head dims; without it SDPA materialises the
+                # (B, H, T, T) scores. Zero value columns add zero output columns, cut off again.
+                v = F.pad(v, (0, dqk - dv))
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.softmax_scale)
+            out = out[..., :dv]
         else:
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask.unsqueeze(1), scale=self.softmax_scale

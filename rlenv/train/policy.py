@@ -33,7 +33,7 @@ import torch
 
 from rlenv.train.losses import entropy_from_logits
 
-__all__ = ["Policy", "Rollouts", "SamplingParams", "ScoreOutput", "load_policy", "pack"]
+__all__ = ["Policy", "Rollouts", "SamplingParams", "ScoreOutput", "load_policy", "pack", "split_by_length"]
 
 KIND_FILE = "rlenv_policy.json"
 
@@ -162,6 +162,47 @@ def pack(prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[
         completion_mask=torch.tensor(cmasks, dtype=torch.float32),  # (B, C)
         prompt_len=width_p,
     )
+
+
+_PASS_COST = 192
+"""Fixed cost of one more forward/backward pass of a micro-batch, in padded tokens (about 12 ms on a CPU at
+the ``small`` preset's ~60 us per token, i.e. its ~1,500 dispatched ops)."""
+
+
+def split_by_length(
+    lengths: Sequence[int], multiple: int = 1, pass_cost: int | None = None
+) -> list[list[int]]:
+    """Cuts a right-padded micro-batch into passes of similar lengths when that saves compute.
+
+    A pass over ``n`` rows costs ``pass_cost`` (default ``_PASS_COST``) ``+ n * width`` padded tokens,
+    ``width`` being its longest row rounded up to ``multiple``; the rows are sorted by length and cut where
+    the summed cost is least (dynamic programming over the cut points: the best partition is contiguous in
+    sorted order). The gradient is the same: the caller sums every pass's token losses and divides by the
+    micro-batch's token count.
+
+    Returns:
+        Lists of indices into ``lengths``, longest pass first.
+
+    Example:
+        >>> split_by_length([180, 250, 178, 260, 182, 255, 179, 251], pass_cost=100)
+        [[1, 7, 5, 3], [2, 6, 0, 4]]
+        >>> split_by_length([200, 210, 205, 220], pass_cost=100)  # not worth a second pass
+        [[0, 2, 1, 3]]
+    """
+    if not lengths:
+        return []
+    pass_cost = _PASS_COST if pass_cost is None else pass_cost
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    width = [-(-lengths[i] // multiple) * multiple for i in order]
+    best = [0] + [0] * len(order)  # best[j]: least cost of the first j sorted rows
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        best[j], cut[j] = min((best[i] + pass_cost + (j - i) * width[j - 1], i) for i in range(j))
+    parts, j = [], len(order)
+    while j:
+        parts.append(order[cut[j] : j])
+        j = cut[j]
+    return parts
 
 
 def completion_logprobs(

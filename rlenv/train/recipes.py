@@ -48,8 +48,8 @@ _QUICK = dict(
     sft_max_len=128, trace_style="direct",
 )
 
-_BUDGETS = {  # sized for ~20 minutes on 2 cores with the evaluation (r1 measured 19.9-20.2: docs/recipes.md)
-    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=45, max_new_tokens=256),
+_BUDGETS = {  # sized for <= 20 minutes on 2 cores with the evaluation (measured: docs/recipes.md, session 5)
+    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, max_new_tokens=256),
     "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160),
 }
 
@@ -86,7 +86,7 @@ class RecipeConfig:
     """Pretraining block length in tokens."""
     batch_size: int = 16
     """Pretraining and SFT batch size."""
-    sft_steps: int = 3200
+    sft_steps: int = 3600
     """Cold-start SFT optimiser steps (r1 only; 0 skips SFT)."""
     sft_rows: int = 20000
     """Solver-written SFT rows (r1 only)."""
@@ -102,7 +102,7 @@ class RecipeConfig:
     2-core CPU, r1 with "bf16" was no faster end to end and its accuracy within run-to-run noise of fp32's
     (docs/recipes.md), so the default stays fp32 there."""
     grpo_steps: int | None = None
-    """GRPO steps, i.e. rollout batches (None: 45 for r1, 300 for r1zero)."""
+    """GRPO steps, i.e. rollout batches (None: 75 for r1, 300 for r1zero)."""
     grpo_lr: float = 5e-5
     """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable, 5e-5 sharpened faster)."""
     prompts_per_step: int = 16

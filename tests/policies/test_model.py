@@ -49,6 +49,36 @@ def test_left_padding_matches_unpadded(model):
     torch.testing.assert_close(both[0, 3:], alone[0], atol=1e-5, rtol=1e-4)
 
 
+def test_right_padding_matches_unpadded_rows_in_logits_and_gradients(model):
+    # SFT batches are right-padded; they take the causal fused-attention path (no (B, T, T) mask), which must
+    # give every real token the logits and gradients of its row alone
+    assert model.config.v_head_dim < model.config.qk_head_dim  # the CPU path that pads value heads
+    torch.manual_seed(4)
+    rows = [torch.randint(3, 263, (n,)) for n in (9, 5, 7)]
+    tokens = torch.zeros(3, 9, dtype=torch.long)
+    mask = torch.zeros(3, 9, dtype=torch.long)
+    for i, row in enumerate(rows):
+        tokens[i, : len(row)], mask[i, : len(row)] = row, 1
+
+    def loss_and_grads(logits_rows):
+        model.zero_grad()
+        loss = sum(lg.logsumexp(-1).sum() for lg in logits_rows)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    assert model._masks(tokens, mask, None)[0] is None  # no (B, T, T) mask: the fused path is taken
+    batch = model(tokens, attention_mask=mask)
+    padded_loss, padded_grads = loss_and_grads([batch[i, : len(r)] for i, r in enumerate(rows)])
+    alone = [model(r[None])[0] for r in rows]
+    for i, r in enumerate(rows):
+        torch.testing.assert_close(batch[i, : len(r)], alone[i], atol=1e-5, rtol=1e-4)
+    alone_loss, alone_grads = loss_and_grads([model(r[None])[0] for r in rows])
+    torch.testing.assert_close(padded_loss, alone_loss, atol=1e-4, rtol=1e-5)
+    assert len(padded_grads) == len(alone_grads)
+    for a, b in zip(padded_grads, alone_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("grouped", [True, False])
 def test_grouped_dispatch_equals_looped(grouped):
     torch.manual_seed(2)

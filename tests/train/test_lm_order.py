@@ -67,3 +67,51 @@ def test_bf16_on_cpu_rounds_batch_widths_and_keeps_the_loss(tmp_path) -> None:
     hook.remove()
     assert widths == [64, 40] and count == count_exact == 4 + 37
     torch.testing.assert_close(rounded.float(), exact.float(), rtol=2e-2, atol=0)
+
+
+@pytest.mark.parametrize("multiple", [1, 32])
+def test_split_by_length_covers_the_batch_and_cuts_padded_tokens(multiple: int) -> None:
+    from rlenv.train.policy import split_by_length
+
+    rng = random.Random(multiple)
+    for _ in range(50):
+        lengths = [rng.choice([rng.randint(170, 190), rng.randint(220, 300)]) for _ in range(16)]
+        parts = split_by_length(lengths, multiple, pass_cost=192)
+        assert sorted(i for part in parts for i in part) == list(range(16))
+        cost = sum(192 + len(p) * -(-max(lengths[i] for i in p) // multiple) * multiple for p in parts)
+        assert cost <= 192 + 16 * -(-max(lengths) // multiple) * multiple  # never worse than one pass
+    assert split_by_length([100] * 8, pass_cost=0) == [list(range(8))]  # equal lengths: one pass
+    assert len(split_by_length([100] * 4 + [300] * 4, pass_cost=192)) == 2
+    assert split_by_length([]) == []
+
+
+def test_a_step_in_length_passes_has_the_gradient_of_one_padded_pass(tmp_path, monkeypatch) -> None:
+    # SFT micro-batches on a CPU run as passes of similar lengths; the update must be the same one
+    import torch
+
+    from rlenv.train import lm, policy
+    from rlenv.train.config import SFTConfig
+    from rlenv.train.runner import start_run
+
+    rng = random.Random(0)
+    data = [lm.Example(tuple(rng.randrange(5, 200) for _ in range(n)), tuple([0] * 4 + [1] * (n - 4)))
+            for n in [12, 60, 13, 58, 11, 64, 14, 61]]  # fmt: skip
+    grads = []
+    for cost in (10**9, 0):  # one pass (splitting never pays), then one pass per length
+        monkeypatch.setattr(policy, "_PASS_COST", cost)
+        torch.manual_seed(0)
+        config = SFTConfig(run_dir=str(tmp_path / str(cost)), policy="tiny", device="cpu",
+                           tensorboard=False, progress=False)  # fmt: skip
+        run = start_run(config, total_updates=1)
+        widths = []
+        run.policy.module.register_forward_pre_hook(lambda m, args, w=widths: w.append(args[0].shape[1]))
+        run.optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: grads.append([p.grad.clone() for g in opt.param_groups
+                                                    for p in g["params"] if p.grad is not None])
+        )  # fmt: skip
+        lm._step(run, data, batch_size=8, accum=1, lengths=None)
+        assert sorted(widths) == ([64] if cost else [11, 12, 13, 14, 58, 60, 61, 64])
+    one, passes = grads
+    assert len(one) == len(passes) > 0
+    for a, b in zip(one, passes, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)

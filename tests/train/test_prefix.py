@@ -1,8 +1,11 @@
 """Shared-prompt generation and scoring equal the per-row reference (bundled policy)."""
 
+import pytest
 import torch
 
 import policies
+import rlenv.train.policy
+from rlenv.train import bundled
 from rlenv.train.bundled import BundledPolicy
 from rlenv.train.policy import Policy, SamplingParams
 from rlenv.train.prefix import group_runs
@@ -42,11 +45,15 @@ def test_shared_generation_matches_policies_generate():
         assert torch.equal(a, b)
 
 
-def test_shared_scoring_matches_the_full_forward_in_value_and_gradient():
+@pytest.mark.parametrize("layout", ["shared prompt", "right-padded rows in length passes"])
+def test_scoring_paths_match_the_full_forward_in_value_and_gradient(layout, monkeypatch):
+    # the bundled policy scores a group's prompt once (long prompts) or whole right-padded rows (CPU)
+    monkeypatch.setattr(bundled, "_ROW_TOKEN_WORTH", 0.0 if layout == "shared prompt" else 1e9)
+    monkeypatch.setattr(rlenv.train.policy, "_PASS_COST", 0)  # as many passes as lengths
     policy = _policy()
     out = policy.generate(PROMPTS, 3, SamplingParams(max_new_tokens=8, seed=1, return_routing=True))
     results = []
-    for score in (Policy.score, BundledPolicy.score):  # reference (full rows) vs shared prompt
+    for score in (Policy.score, BundledPolicy.score):  # reference (left-padded prompts) vs the path
         policy.module.zero_grad()
         scored = score(policy, out.prompt_ids, out.completion_ids, out.routing, temperature=0.9, entropy=True)
         (scored.logprobs.sum() + scored.entropy.sum() * 0).backward()

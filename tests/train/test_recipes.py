@@ -44,7 +44,7 @@ def test_effective_config_applies_quick_and_defaults_the_run_dir():
     assert json.loads(json.dumps(RecipeConfig().env_kwargs))["config"]["max_numbers"] == 3
     # Per-recipe budgets fill only the fields left at None.
     r1, r1zero = RecipeConfig().effective, RecipeConfig(recipe="r1zero").effective
-    assert (r1.max_new_tokens, r1.grpo_steps, r1zero.max_new_tokens, r1zero.grpo_steps) == (256, 45, 160, 300)
+    assert (r1.max_new_tokens, r1.grpo_steps, r1zero.max_new_tokens, r1zero.grpo_steps) == (256, 75, 160, 300)
     assert RecipeConfig(max_new_tokens=99, grpo_steps=7).effective.max_new_tokens == 99
 
 
