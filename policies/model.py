@@ -108,7 +108,8 @@ class Transformer(nn.Module):
 
         Args:
             tokens: (B, T) ids.
-            attention_mask: (B, T) 1 = real token, 0 = left padding. Positions count real tokens only.
+            attention_mask: (B, T) 1 = real token, 0 = padding, left (generation) or right (training batches,
+                which then need no attention mask). Positions count real tokens only.
             routing: Per MoE layer, (B, T, top_k) expert indices to replay (entries < 0 are routed normally).
             return_aux: Return a ``TransformerOutput`` instead of bare logits.
             cache: Latent KV cache; ``tokens`` are then the new tokens appended after the cached ones.

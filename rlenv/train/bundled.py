@@ -1,9 +1,11 @@
 """The bundled DeepSeek-V3-style policy behind the trainer's :class:`rlenv.train.policy.Policy` interface.
 
 Key idea: a thin adapter. Generation is ``policies.generate`` (latent KV cache, batched, stop strings,
-per-token log-probs at the rollout temperature, MoE routing when asked); scoring is one forward of
-``policies.Transformer`` with ``attention_mask`` (left padding, positions count real tokens) and, for MoE
-models, the rollout's routing replayed. Multi-token-prediction heads are not used by RL (``with_mtp=False``).
+per-token log-probs at the rollout temperature, MoE routing when asked); scoring is a forward of
+``policies.Transformer`` with, for MoE models, the rollout's routing replayed: on a CPU over whole
+right-padded prompt + completion rows in passes of similar lengths (no attention mask, so the fused causal
+kernel applies), otherwise, or when the prompts dominate the tokens, with each group's prompt computed once
+(:mod:`rlenv.train.prefix`). Multi-token-prediction heads are not used by RL (``with_mtp=False``).
 
 Left out on purpose: the MTP loss (used by pretraining, :mod:`rlenv.train.pretrain`).
 """

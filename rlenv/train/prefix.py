@@ -15,6 +15,9 @@ The token-level work is the bundled model's own forward with its ``cache`` argum
 differs. The sequence-wise MoE balance loss is computed per forward call here (prompt and completions
 separately), a slight difference from the full forward that only matters with ``aux_loss_coef > 0``.
 
+On a CPU, ``BundledPolicy.score`` prefers whole right-padded rows (fused causal attention) unless they would
+be more than twice the tokens of the shared-prompt forward (long prompts, short completions).
+
 References: Kwon et al. 2023 (vLLM, PagedAttention, prefix sharing); DeepSeek-V2/V3 MLA latent cache.
 
 Left out on purpose: sharing across groups (radix trees), the HF back-end (its caches differ per model).
