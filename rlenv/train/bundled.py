@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from rlenv.train.losses import entropy_from_logits
 from rlenv.train.policy import (
     KIND_FILE,
     Packed,
@@ -29,6 +28,7 @@ from rlenv.train.policy import (
     SamplingParams,
     ScoreOutput,
     split_by_length,
+    token_logprobs,
 )
 from rlenv.train.prefix import group_runs, shared_prefix_logits
 
@@ -94,23 +94,6 @@ _ROW_TOKEN_WORTH = 2.0
 forward (fused causal attention against attention over the latent cache with autograd: 16 countdown rows,
 0.21 s vs 0.25 s for 2.0x the tokens, ``small`` preset), so rows are scored whole unless that means more than
 this many times the shared-prompt tokens (long prompts, short completions)."""
-
-
-def _token_logprobs(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float, entropy: bool,
-    aux: torch.Tensor,
-) -> ScoreOutput:
-    """Masked log-probs (and entropies) of `targets` (B, C) under `logits` (B, C, V) at `temperature`."""
-    logits = logits.float()
-    if temperature > 0 and temperature != 1.0:
-        logits = logits / temperature
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
-    logprobs = (picked - torch.logsumexp(logits, dim=-1)) * mask  # (B, C)
-    ent = None
-    if entropy:
-        with torch.no_grad():
-            ent = entropy_from_logits(logits) * mask  # (B, C)
-    return ScoreOutput(logprobs, mask, ent, aux)
 
 
 class BundledPolicy(Policy):
@@ -191,7 +174,9 @@ class BundledPolicy(Policy):
         )
         width = targets.shape[1]
         mask = torch.tensor([[1.0] * len(c) + [0.0] * (width - len(c)) for c in completion_ids])  # (B, C)
-        return _token_logprobs(logits, targets, mask.to(logits.device), temperature, entropy, aux)
+        mask = mask.to(logits.device)
+        logprobs, ent = token_logprobs(logits, targets, mask, temperature, entropy)
+        return ScoreOutput(logprobs, mask, ent, aux)
 
     def _score_rows(
         self,
@@ -234,7 +219,8 @@ class BundledPolicy(Policy):
                                device=self.device)  # fmt: skip  # (B, C)
         mask = torch.tensor([[1.0] * len(c) + [0.0] * (width_c - len(c)) for c in completion_ids],
                             device=self.device)  # fmt: skip  # (B, C)
-        return _token_logprobs(logits, targets, mask, temperature, entropy, aux)
+        logprobs, ent = token_logprobs(logits, targets, mask, temperature, entropy)
+        return ScoreOutput(logprobs, mask, ent, aux)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], n: int, sampling: SamplingParams) -> Rollouts:

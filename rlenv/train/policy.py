@@ -33,7 +33,8 @@ import torch
 
 from rlenv.train.losses import entropy_from_logits
 
-__all__ = ["Policy", "Rollouts", "SamplingParams", "ScoreOutput", "load_policy", "pack", "split_by_length"]
+__all__ = ["Policy", "Rollouts", "SamplingParams", "ScoreOutput", "load_policy", "pack", "split_by_length",
+           "token_logprobs"]
 
 KIND_FILE = "rlenv_policy.json"
 
@@ -211,13 +212,22 @@ def completion_logprobs(
     """Log-probs (and entropies) of the completion tokens from full-sequence logits (B, P + C, V)."""
     width_c = packed.completion_mask.size(1)
     start = packed.prompt_len - 1
-    logits = logits[:, start : start + width_c].float()  # (B, C, V)
+    logits = logits[:, start : start + width_c]  # (B, C, V)
+    targets = packed.tokens[:, packed.prompt_len :].to(logits.device)  # (B, C)
+    mask = packed.completion_mask.to(logits.device)  # (B, C)
+    return token_logprobs(logits, targets, mask, temperature, want_entropy)
+
+
+def token_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, temperature: float, want_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Masked log-probs (and detached entropies) of ``targets`` (B, C) under ``logits`` (B, C, V) at
+    ``temperature``, computed in fp32."""
+    logits = logits.float()
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
-    targets = packed.tokens[:, packed.prompt_len :].to(logits.device)  # (B, C)
     picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
     logprobs = picked - torch.logsumexp(logits, dim=-1)  # (B, C)
-    mask = packed.completion_mask.to(logits.device)  # (B, C)
     entropy = None
     if want_entropy:
         with torch.no_grad():
