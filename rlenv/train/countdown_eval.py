@@ -6,6 +6,11 @@ non-shortcut targets (neither the sum nor the product of all numbers), format ra
 and tokens spent per solved problem, beside the always-add / always-multiply baselines; the figures become
 one Markdown table and the phases' learning curves one PNG.
 
+A *trace audit* says where the step-by-step thinking goes wrong (:func:`audit_traces`): the share of wrong
+``a op b=c`` lines per operation, of wrong ``ok`` / ``no`` verdicts and of miscopied targets. Two runs with
+the same accuracy can fail for different reasons (sessions 3-5 of docs/recipes.md: subtractions in one,
+verdicts on near misses in another); the audit tells which skill a budget change should buy.
+
 Left out on purpose: pass@k over several samples per problem (``rlenv eval`` computes it for any env).
 """
 
@@ -13,10 +18,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["baselines", "evaluate_countdown", "format_table", "heldout_items", "plot_curves"]
+__all__ = ["audit_traces", "baselines", "evaluate_countdown", "format_audit", "format_table", "heldout_items",
+           "plot_curves"]
 
 
 def _countdown_env(split: str, env_kwargs: Mapping[str, Any]):
@@ -60,6 +67,128 @@ def baselines(items: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     }
 
 
+# One line of a search trace: `a op b=c`, then the values left (`[80 42]`) or the check (`vs 60 ok`).
+_TRACE_LINE = re.compile(
+    r"(\d{1,9})([-+*/])(\d{1,9})=(\d{1,12})(?: \[[\d ]{0,64}\])?(?: vs (\d{1,9}) (ok|no))?"
+)
+_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+_AUDIT_CHARS = 16384  # thinking characters audited per completion (model output is bounded work)
+
+
+def _holds(a: int, op: str, b: int, c: int) -> bool:
+    if op == "+":
+        return a + b == c
+    if op == "-":
+        return a - b == c
+    if op == "*":
+        return a * b == c
+    return b != 0 and a == b * c  # exact division, as the countdown rules allow
+
+
+def audit_traces(
+    texts: Sequence[str], targets: Sequence[int], solved: Sequence[bool] | None = None
+) -> dict[str, float]:
+    """Where step-by-step countdown thinking goes wrong, over the ``a op b=c`` lines inside ``<think>``.
+
+    Args:
+        texts: Completions (the thinking is the text before ``</think>``; a completion without one is
+            audited whole, up to 16,384 characters).
+        targets: Each completion's target.
+        solved: Whether each completion's answer is right (adds ``audit/solved_wrong_ok``).
+
+    Returns:
+        ``audit/lines`` (arithmetic lines per completion); per operation ``audit/wrong_add``, ``_sub``,
+        ``_mul``, ``_div`` (share of its lines whose result is wrong) and ``audit/lines_add``...;
+        ``audit/checked`` (lines with ``vs T ok|no`` per completion), ``audit/wrong_verdict`` (share of those
+        whose verdict disagrees with ``c == T``), ``audit/false_ok`` (share saying ``ok`` for ``c != T``) and
+        ``audit/wrong_target`` (share whose restated ``T`` is not the target); with ``solved``,
+        ``audit/solved_wrong_ok``: the share of solved completions whose thinking says ``ok`` on a line that
+        is wrong (bad arithmetic, or a value that is not the target): the answer is right, its stated
+        derivation is not. Shares are 0 without lines.
+
+    Raises:
+        ValueError: ``texts`` and ``targets`` (or ``solved``) differ in length.
+
+    Example:
+        >>> audit = audit_traces(["<think>\\n49+31=80 [80 42]\\n80-42=39 vs 60 ok\\n</think>"], [60])
+        >>> audit["audit/wrong_sub"], audit["audit/false_ok"], audit["audit/wrong_target"]
+        (1.0, 1.0, 0.0)
+    """
+    if len(texts) != len(targets) or (solved is not None and len(solved) != len(texts)):
+        raise ValueError(f"{len(texts)} texts, {len(targets)} targets, {len(solved or texts)} solved flags")
+    lines = dict.fromkeys(_OPS.values(), 0)
+    wrong = dict.fromkeys(_OPS.values(), 0)
+    checked = wrong_verdict = false_ok = wrong_target = solved_wrong_ok = 0
+    for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
+        thinking = text.split("</think>", 1)[0][-_AUDIT_CHARS:]
+        bad_ok = False
+        for line in thinking.splitlines():
+            match = _TRACE_LINE.fullmatch(line.strip())
+            if match is None:
+                continue
+            a, op, b, c, restated, verdict = match.groups()
+            a, b, c, name = int(a), int(b), int(c), _OPS[op]
+            lines[name] += 1
+            holds = _holds(a, op, b, c)
+            wrong[name] += not holds
+            bad_ok |= verdict == "ok" and not (holds and c == int(target))
+            if verdict is not None:
+                checked += 1
+                wrong_verdict += (verdict == "ok") != (c == int(restated))
+                false_ok += verdict == "ok" and c != int(restated)
+                wrong_target += int(restated) != int(target)
+        solved_wrong_ok += bad_ok and solved is not None and bool(solved[index])
+    n = max(1, len(texts))
+    audit = {"audit/lines": sum(lines.values()) / n, "audit/checked": checked / n}
+    for name in _OPS.values():
+        audit[f"audit/lines_{name}"] = lines[name] / n
+        audit[f"audit/wrong_{name}"] = wrong[name] / max(1, lines[name])
+    for key, count in (
+        ("wrong_verdict", wrong_verdict),
+        ("false_ok", false_ok),
+        ("wrong_target", wrong_target),
+    ):
+        audit[f"audit/{key}"] = count / max(1, checked)
+    if solved is not None:
+        audit["audit/solved_wrong_ok"] = solved_wrong_ok / max(1, sum(map(bool, solved)))
+    return audit
+
+
+def format_audit(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """One line per phase with its greedy trace-audit figures (see :func:`audit_traces`); "" without lines.
+
+    Example:
+        >>> keys = ("lines", "lines_add", "wrong_add", "lines_sub", "wrong_sub", "checked", "wrong_verdict",
+        ...         "false_ok", "wrong_target")
+        >>> row = dict(zip([f"greedy/audit/{k}" for k in keys], [6.0, 3.0, 0.07, 2.0, 0.5, 3, 0.1, 0.08, 0.02]))
+        >>> print(format_audit({"sft": row}).splitlines()[1])
+        - after SFT: 6.0 lines (wrong: + 7%, - 50%, * -, / -); 3.0 checks (wrong verdict 10%, ok for a miss 8%, wrong target 2%)
+    """  # noqa: E501
+    out = []
+    for phase, row in rows.items():
+        a = {k.removeprefix("greedy/audit/"): v for k, v in row.items() if k.startswith("greedy/audit/")}
+        if not a.get("lines"):
+            continue
+        ops = ", ".join(
+            f"{op} {a[f'wrong_{n}']:.0%}" if a.get(f"lines_{n}") else f"{op} -" for op, n in _OPS.items()
+        )
+        checks = (
+            f"wrong verdict {a['wrong_verdict']:.0%}, ok for a miss {a['false_ok']:.0%}, "
+            f"wrong target {a['wrong_target']:.0%}"
+            if a.get("checked")
+            else "none"
+        )
+        lucky = a.get("solved_wrong_ok")
+        unfaithful = "" if lucky is None else f"; solved with a wrong ok line {lucky:.0%}"
+        out.append(
+            f"- {_PHASE_NAMES.get(phase, phase)}: {a['lines']:.1f} lines (wrong: {ops}); "
+            f"{a.get('checked', 0.0):.1f} checks ({checks}){unfaithful}"
+        )
+    if not out:
+        return ""
+    return "trace audit, greedy, per problem (thinking lines `a op b=c [vs T ok|no]`):\n" + "\n".join(out)
+
+
 def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, temperature: float,
                        max_new_tokens: int, seed: int = 0, batch_size: int = 64,
                        desc: str = "eval") -> dict[str, float]:
@@ -76,7 +205,8 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
 
     Returns:
         ``accuracy``, ``nonshortcut_accuracy``, ``format_rate``, ``mean_tokens``, ``tokens_per_solved``
-        (all completion tokens divided by the problems solved; inf when none), ``n``.
+        (all completion tokens divided by the problems solved; inf when none), ``n``, and the
+        :func:`audit_traces` figures of the completions.
 
     Example:
         >>> from rlenv.train.policy import load_policy
@@ -92,7 +222,7 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
     from rlenv.tasks.countdown import is_shortcut
     from rlenv.train.policy import SamplingParams
 
-    correct, formatted, tokens, shortcut = [], [], [], []
+    correct, formatted, tokens, shortcut, texts = [], [], [], [], []
     for start in tqdm(range(0, len(items), batch_size), desc=desc, leave=False):
         batch = items[start : start + batch_size]
         sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
@@ -103,6 +233,7 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
         formatted += [v == 1.0 for v in think_format(out.texts, prompts=prompts)]
         tokens += [len(ids) for ids in out.completion_ids]
         shortcut += [is_shortcut(it["nums"], it["target"]) for it in batch]
+        texts += out.texts
     n = len(items)
     hard = [c for c, s in zip(correct, shortcut, strict=True) if not s]
     solved = sum(correct)
@@ -113,7 +244,7 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
         "mean_tokens": sum(tokens) / n,
         "tokens_per_solved": sum(tokens) / solved if solved else float("inf"),
         "n": float(n),
-    }
+    } | audit_traces(texts, [it["target"] for it in items], correct)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -38,7 +38,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rlenv.train.countdown_eval import baselines, evaluate_countdown, format_table, heldout_items, plot_curves
+from rlenv.train.countdown_eval import (
+    baselines,
+    evaluate_countdown,
+    format_audit,
+    format_table,
+    heldout_items,
+    plot_curves,
+)
 
 __all__ = ["RecipeConfig", "RecipeResult", "run_recipe"]
 
@@ -351,6 +358,8 @@ def _finite(value: Any) -> Any:
 
 def _report(config: RecipeConfig, result: RecipeResult, suffix: str = "") -> None:
     table = format_table(result.rows, result.baselines)
+    audit = format_audit(result.rows)
+    table += f"\n\n{audit}" if audit else ""
     title = (f"{config.recipe} on countdown ({config.num_numbers} numbers), {config.eval_items} held-out "
              f"problems (split={config.eval_split}, seed={config.eval_seed})")
     print(f"\n{title}\n{table}", flush=True)
