@@ -28,6 +28,7 @@ countdown under another name).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from typing import Literal, get_args
 
@@ -41,7 +42,8 @@ from rlenv.train.traces import (
     search_trace,
 )
 
-__all__ = ["CorpusName", "countdown_completion", "countdown_sft_rows", "make_corpus", "sibling_rows"]
+__all__ = ["CorpusName", "countdown_completion", "countdown_sft_rows", "has_near_miss", "make_corpus",
+           "sibling_rows"]
 
 CorpusName = Literal["arithmetic", "siblings", "countdown_sft"]
 
@@ -199,23 +201,30 @@ def countdown_sft_rows(
     style: Literal["search", "direct"] = "search",
     failed_fraction: float = 0.25,
     env_kwargs: dict | None = None,
+    near_miss: float = 0.0,
 ) -> list[dict]:
     """Solver-written countdown solutions for cold-start SFT, from the environment's train split.
 
     Args:
         n: Number of rows.
-        seed: Seed of the train-split stream (items ``0..n-1`` of ``reset(seed=seed)``).
+        seed: Seed of the train-split stream (items ``0, 1, ...`` of ``reset(seed=seed)``, in order).
         template: The environment's prompt template (None = the environment's default, as RL uses).
         style: ``"search"`` (the solver's search, line by line) or ``"direct"`` (the solution only).
         failed_fraction: Direct style: share of traces showing one failed attempt first, in [0, 1].
         env_kwargs: Extra ``rlenv/Countdown-v0`` arguments (difficulty knobs), the same as for RL.
+        near_miss: Search style: at least this share of the rows has a *near miss*, a checked value within
+            10 of the target that is not it (``49+30=79 vs 80 no``): items without one are skipped once the
+            others fill their share. About a fifth of the natural stream has one; SFT on it teaches ``no``
+            for a near miss from few examples, and ``ok`` for a near miss is what ends most failed searches
+            (docs/recipes.md, session 6). 0 keeps items ``0..n-1`` as they come.
 
     Returns:
         Rows with ``prompt``, ``completion`` and the reward columns ``nums`` and ``target``; items the
         solver cannot solve (none, by construction of the generator) are skipped.
 
     Raises:
-        ValueError: On a bad ``n``, ``seed``, ``style`` or ``failed_fraction``.
+        ValueError: On a bad ``n``, ``seed``, ``style``, ``failed_fraction`` or ``near_miss`` (which needs the
+            search style), or when 100 items per row do not hold enough near misses.
 
     Example:
         >>> rows = countdown_sft_rows(2, seed=0)
@@ -227,19 +236,45 @@ def countdown_sft_rows(
     _check_n_seed(n, seed)
     if not 0.0 <= failed_fraction <= 1.0:
         raise ValueError(f"failed_fraction must be in [0, 1], got {failed_fraction!r}")
+    if not 0.0 <= near_miss <= 1.0 or (near_miss and style != "search"):
+        raise ValueError(f"near_miss={near_miss!r} must be in [0, 1], and 0 unless style='search'")
     env = _countdown_env("train", template, **(env_kwargs or {}))
     rng = _rng("countdown_sft", seed)
-    rows = []
-    for index in range(n):
+    rows: list[dict] = []
+    others = n - round(near_miss * n)  # rows allowed without a near miss
+    items = range(n) if not near_miss else range(100 * n)
+    for index in items:
+        if len(rows) == n:
+            break
         prompt, info = env.reset(seed=seed, options={"index": index})
         nums, target = [int(v) for v in info["nums"]], int(info["target"])
         completion = countdown_completion(
             nums, target, rng, style=style, failed_fraction=failed_fraction, prompt=prompt
         )
-        if completion is not None:
-            rows.append({"prompt": prompt, "completion": completion, "nums": nums, "target": target})
+        if completion is None:
+            continue
+        if near_miss and not has_near_miss(completion, target):
+            if others == 0:
+                continue
+            others -= 1
+        rows.append({"prompt": prompt, "completion": completion, "nums": nums, "target": target})
     env.close()
+    if near_miss and len(rows) < n:
+        raise ValueError(f"only {len(rows)} of {n} rows in {len(items)} items with near_miss={near_miss}")
     return rows
+
+
+_CHECK_NO = re.compile(r"\d+[-+*/]\d+=(\d{1,12}) vs \d+ no")
+
+
+def has_near_miss(completion: str, target: int, within: int = 10) -> bool:
+    """Whether a search trace checks a value within ``within`` of ``target`` that is not it (``... no``).
+
+    Example:
+        >>> has_near_miss("<think>\\n49+30=79 vs 80 no\\n49+31=80 vs 80 ok\\n</think>", 80)
+        True
+    """
+    return any(0 < abs(int(value) - target) <= within for value in _CHECK_NO.findall(completion))
 
 
 def sibling_rows(n: int, seed: int, *, template: str = "r1zero") -> list[dict]:

@@ -186,6 +186,27 @@ def test_countdown_sft_rows_direct_style_and_prefill():
         corpus.countdown_sft_rows(2, seed=0, failed_fraction=2.0)
 
 
+def test_countdown_sft_rows_near_miss_share():
+    plain = corpus.countdown_sft_rows(200, seed=3)
+    assert corpus.countdown_sft_rows(200, seed=3, near_miss=0.0) == plain  # 0: the stream as it comes
+    natural = sum(corpus.has_near_miss(r["completion"], r["target"]) for r in plain) / len(plain)
+    rich = corpus.countdown_sft_rows(200, seed=3, near_miss=0.6)
+    share = sum(corpus.has_near_miss(r["completion"], r["target"]) for r in rich) / len(rich)
+    assert len(rich) == 200 and 0.05 < natural < 0.4 and share >= 0.6
+    stream = corpus.countdown_sft_rows(2000, seed=3)  # rich rows are this stream's, in order, some skipped
+    near = [r for r in stream if corpus.has_near_miss(r["completion"], r["target"])]
+    others = [r for r in stream if not corpus.has_near_miss(r["completion"], r["target"])]
+    assert [r for r in rich if not corpus.has_near_miss(r["completion"], r["target"])] == others[:80]
+    assert [r for r in rich if corpus.has_near_miss(r["completion"], r["target"])] == near[:120]
+    assert corpus.has_near_miss("<think>\n49+30=79 vs 80 no\n</think>", 80)
+    assert not corpus.has_near_miss("<think>\n49+31=80 vs 80 ok\n9+1=10 vs 80 no\n</think>", 80)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="near_miss"):
+            corpus.countdown_sft_rows(2, seed=0, near_miss=bad)
+    with pytest.raises(ValueError, match="search"):
+        corpus.countdown_sft_rows(2, seed=0, style="direct", near_miss=0.5)
+
+
 def test_search_trace_follows_the_solver_and_is_bounded():
     from rlenv.tasks.countdown import generate
 

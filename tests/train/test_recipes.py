@@ -24,6 +24,7 @@ from rlenv.train.recipes import RecipeConfig
         ("eval_items", 0),
         ("grpo_lr", 0.0),
         ("eval_split", "validation"),
+        ("sft_near_miss", 1.5),
     ],
 )
 def test_config_rejects_bad_values(field, value):
