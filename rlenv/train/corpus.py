@@ -28,7 +28,6 @@ countdown under another name).
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from typing import Literal, get_args
 
@@ -38,6 +37,7 @@ from rlenv.train.traces import (
     apply_op,
     equation_from_steps,
     format_trace,
+    parse_line,
     random_steps,
     search_trace,
 )
@@ -264,9 +264,6 @@ def countdown_sft_rows(
     return rows
 
 
-_CHECK_NO = re.compile(r"\d+[-+*/]\d+=(\d{1,12}) vs \d+ no")
-
-
 def has_near_miss(completion: str, target: int, within: int = 10) -> bool:
     """Whether a search trace checks a value within ``within`` of ``target`` that is not it (``... no``).
 
@@ -274,7 +271,11 @@ def has_near_miss(completion: str, target: int, within: int = 10) -> bool:
         >>> has_near_miss("<think>\\n49+30=79 vs 80 no\\n49+31=80 vs 80 ok\\n</think>", 80)
         True
     """
-    return any(0 < abs(int(value) - target) <= within for value in _CHECK_NO.findall(completion))
+    for parsed in filter(None, map(parse_line, completion.splitlines())):
+        _, _, _, value, _, verdict = parsed
+        if verdict == "no" and 0 < abs(value - target) <= within:
+            return True
+    return False
 
 
 def sibling_rows(n: int, seed: int, *, template: str = "r1zero") -> list[dict]:

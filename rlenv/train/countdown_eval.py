@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from rlenv.train.traces import apply_op, parse_line
 
 __all__ = ["audit_traces", "baselines", "evaluate_countdown", "format_audit", "format_table", "heldout_items",
            "plot_curves"]
@@ -67,22 +68,8 @@ def baselines(items: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     }
 
 
-# One line of a search trace: `a op b=c`, then the values left (`[80 42]`) or the check (`vs 60 ok`).
-_TRACE_LINE = re.compile(
-    r"(\d{1,9})([-+*/])(\d{1,9})=(\d{1,12})(?: \[[\d ]{0,64}\])?(?: vs (\d{1,9}) (ok|no))?"
-)
 _OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 _AUDIT_CHARS = 16384  # thinking characters audited per completion (model output is bounded work)
-
-
-def _holds(a: int, op: str, b: int, c: int) -> bool:
-    if op == "+":
-        return a + b == c
-    if op == "-":
-        return a - b == c
-    if op == "*":
-        return a * b == c
-    return b != 0 and a == b * c  # exact division, as the countdown rules allow
 
 
 def audit_traces(
@@ -122,21 +109,17 @@ def audit_traces(
     for index, (text, target) in enumerate(zip(texts, targets, strict=True)):
         thinking = text.split("</think>", 1)[0][-_AUDIT_CHARS:]
         bad_ok = False
-        for line in thinking.splitlines():
-            match = _TRACE_LINE.fullmatch(line.strip())
-            if match is None:
-                continue
-            a, op, b, c, restated, verdict = match.groups()
-            a, b, c, name = int(a), int(b), int(c), _OPS[op]
-            lines[name] += 1
-            holds = _holds(a, op, b, c)
-            wrong[name] += not holds
+        for parsed in filter(None, map(parse_line, thinking.splitlines())):
+            a, op, b, c, restated, verdict = parsed
+            lines[_OPS[op]] += 1
+            holds = apply_op(a, op, b) == c
+            wrong[_OPS[op]] += not holds
             bad_ok |= verdict == "ok" and not (holds and c == int(target))
-            if verdict is not None:
+            if restated is not None:
                 checked += 1
-                wrong_verdict += (verdict == "ok") != (c == int(restated))
-                false_ok += verdict == "ok" and c != int(restated)
-                wrong_target += int(restated) != int(target)
+                wrong_verdict += (verdict == "ok") != (c == restated)
+                false_ok += verdict == "ok" and c != restated
+                wrong_target += restated != int(target)
         solved_wrong_ok += bad_ok and solved is not None and bool(solved[index])
     n = max(1, len(texts))
     audit = {"audit/lines": sum(lines.values()) / n, "audit/checked": checked / n}

@@ -29,10 +29,21 @@ Left out on purpose: natural-language reasoning text.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from fractions import Fraction
 
-__all__ = ["OPS", "Step", "apply_op", "equation_from_steps", "format_trace", "random_steps", "search_trace"]
+__all__ = [
+    "OPS",
+    "Step",
+    "TraceLine",
+    "apply_op",
+    "equation_from_steps",
+    "format_trace",
+    "parse_line",
+    "random_steps",
+    "search_trace",
+]
 
 Step = tuple[int, str, int, int]
 """One solver step ``(a, op, b, result)`` meaning ``a op b = result``."""
@@ -51,6 +62,27 @@ def apply_op(a: int, op: str, b: int) -> int | None:
         return a * b
     return a // b if b != 0 and a % b == 0 else None
 
+
+
+TraceLine = tuple[int, str, int, int, int | None, str | None]
+"""A parsed trace line ``(a, op, b, c, restated target or None, "ok" / "no" / None)``."""
+
+# `a op b=c`, then the values left (`[80 42]`) or the check (`vs 60 ok`); digits bounded (model text).
+_LINE = re.compile(r"(\d{1,9})([-+*/])(\d{1,9})=(\d{1,12})(?: \[[\d ]{0,64}\])?(?: vs (\d{1,9}) (ok|no))?")
+
+
+def parse_line(line: str) -> TraceLine | None:
+    """One line of a search trace as written by :func:`search_trace` (or by a policy imitating it), else None.
+
+    Example:
+        >>> parse_line("80-42=38 vs 60 no"), parse_line("49+31=80 [80 42]"), parse_line("80 - 42 = 38")
+        ((80, '-', 42, 38, 60, 'no'), (49, '+', 31, 80, None, None), None)
+    """
+    match = _LINE.fullmatch(line.strip())
+    if match is None:
+        return None
+    a, op, b, c, restated, verdict = match.groups()
+    return int(a), op, int(b), int(c), None if restated is None else int(restated), verdict
 
 
 def equation_from_steps(nums: Sequence[int], steps: Sequence[Step]) -> str:
