@@ -52,7 +52,7 @@ __all__ = ["RecipeConfig", "RecipeResult", "run_recipe"]
 _QUICK = dict(
     policy="tiny", pretrain_steps=4, pretrain_docs=64, sft_steps=4, sft_rows=32, grpo_steps=2,
     prompts_per_step=2, num_generations=2, eval_items=8, max_new_tokens=24, seq_len=96, batch_size=4,
-    sft_max_len=128, trace_style="direct",
+    sft_max_len=128, trace_style="direct", sft_near_miss=0.0,
 )
 
 _BUDGETS = {  # sized for <= 20 minutes on 2 cores with the evaluation (measured: docs/recipes.md, session 5)
@@ -162,8 +162,9 @@ class RecipeConfig:
         for name in ("pretrain_lr", "sft_lr", "grpo_lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be > 0")
-        if not 0.0 <= self.sft_near_miss <= 1.0:
-            raise ValueError(f"RecipeConfig.sft_near_miss={self.sft_near_miss} must be in [0, 1]")
+        if not 0.0 <= self.sft_near_miss <= 1.0 or (self.sft_near_miss and self.trace_style != "search"):
+            raise ValueError(f"RecipeConfig.sft_near_miss={self.sft_near_miss} must be in [0, 1], and 0 "
+                             "unless trace_style='search' (direct traces check nothing)")
 
     @property
     def effective(self) -> RecipeConfig:
@@ -274,7 +275,7 @@ def _sft(config: RecipeConfig, policy: str) -> str:
     kwargs = config.env_kwargs
     rows = countdown_sft_rows(config.sft_rows, config.seed, template=kwargs["template"],
                               style=config.trace_style, env_kwargs={"config": kwargs["config"]},
-                              near_miss=config.sft_near_miss if config.trace_style == "search" else 0.0)
+                              near_miss=config.sft_near_miss)
     path = _write_jsonl(os.path.join(config.run_dir, "data", "sft.jsonl"), rows)
     stage = SFTConfig(**_common(config, "sft"), precision=config.lm_precision, policy=policy, data=path,
                       num_rows=len(rows),

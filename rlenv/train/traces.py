@@ -63,7 +63,6 @@ def apply_op(a: int, op: str, b: int) -> int | None:
     return a // b if b != 0 and a % b == 0 else None
 
 
-
 TraceLine = tuple[int, str, int, int, int | None, str | None]
 """A parsed trace line ``(a, op, b, c, restated target or None, "ok" / "no" / None)``."""
 

@@ -32,6 +32,12 @@ def test_config_rejects_bad_values(field, value):
         RecipeConfig(**{field: value})
 
 
+def test_near_miss_needs_search_traces_and_quick_drops_it():
+    with pytest.raises(ValueError, match="sft_near_miss"):
+        RecipeConfig(sft_near_miss=0.5, trace_style="direct")
+    assert RecipeConfig(sft_near_miss=0.5, quick=True).effective.sft_near_miss == 0.0
+
+
 def test_train_split_evaluation_needs_its_own_seed():
     with pytest.raises(ValueError, match="eval_seed"):
         RecipeConfig(eval_split="train", eval_seed=0, seed=0)
