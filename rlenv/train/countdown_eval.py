@@ -78,8 +78,8 @@ def audit_traces(
     """Where step-by-step countdown thinking goes wrong, over the ``a op b=c`` lines inside ``<think>``.
 
     Args:
-        texts: Completions (the thinking is the text before ``</think>``; a completion without one is
-            audited whole, up to 16,384 characters).
+        texts: Completions (the thinking is the text before ``</think>``, or the whole completion without
+            one; its last 16,384 characters are audited).
         targets: Each completion's target.
         solved: Whether each completion's answer is right (adds ``audit/solved_wrong_ok``).
 
