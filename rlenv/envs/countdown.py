@@ -48,8 +48,8 @@ class CountdownEnv(ReasoningEnv):
     ## Arguments
     ``split`` ("train"/"test", disjoint streams), ``difficulty`` (1-5, see
     ``CountdownConfig.for_difficulty``), ``config`` (a full ``CountdownConfig``, overrides difficulty),
-    ``template`` ("r1zero", "tinyzero", "chat"), ``reward``, ``reward_weights``, ``max_prompt_chars``,
-    ``max_completion_chars``, ``render_mode`` (None or "ansi").
+    ``template`` ("r1zero", "tinyzero", "chat", "compact", "terse"), ``reward``, ``reward_weights``,
+    ``max_prompt_chars``, ``max_completion_chars``, ``render_mode`` (None or "ansi").
 
     ## Version History
     * v0: initial version (templates in ``rlenv/templates/countdown-v0.json``).

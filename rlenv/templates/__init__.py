@@ -12,6 +12,9 @@ Each file holds the task's ``question`` text and three framings of it:
 * ``chat`` — a system and a user message for chat models (the observation is a tuple of message dicts).
 * ``compact`` (countdown only) — ``User: <the task in one sentence> Assistant:``, for the small bundled
   character-level policy on a CPU, where every prompt character costs a token in every rollout and update.
+* ``terse`` (countdown only) — ``User: [numbers] -> target Assistant:``: the same task in less than half the
+  characters, for a policy trained from scratch on it (it states no instructions, so it suits SFT, not
+  R1-Zero).
 
 Placeholders are ``{name}``; only known names are substituted, so literal braces in questions (LaTeX, code)
 are left alone.
@@ -32,8 +35,8 @@ from typing import Any, Literal
 
 __all__ = ["TEMPLATE_NAMES", "TemplateName", "load_template", "render", "render_feedback"]
 
-TemplateName = Literal["r1zero", "tinyzero", "chat", "compact"]
-TEMPLATE_NAMES: tuple[str, ...] = ("r1zero", "tinyzero", "chat", "compact")
+TemplateName = Literal["r1zero", "tinyzero", "chat", "compact", "terse"]
+TEMPLATE_NAMES: tuple[str, ...] = ("r1zero", "tinyzero", "chat", "compact", "terse")
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 
 

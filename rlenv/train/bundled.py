@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from rlenv.train.distributed import sum_over_ranks
 from rlenv.train.policy import (
     KIND_FILE,
     Packed,
@@ -259,9 +260,18 @@ class BundledPolicy(Policy):
         )
 
     def after_optimizer_step(self) -> dict[str, float]:
-        """DeepSeek-V3's auxiliary-loss-free expert-bias update (MoE only); returns its load statistics."""
+        """DeepSeek-V3's auxiliary-loss-free expert-bias update (MoE only); returns its load statistics.
+
+        Under data parallelism the update uses the expert loads summed over ranks (the global batch's, as
+        in DeepSeek-V3), so every rank moves its biases alike and the replicas stay identical.
+        """
+        from policies.moe import Gate
+
         update = getattr(self.module, "update_expert_bias", None)
-        return update() if (self.is_moe and update is not None) else {}
+        if not (self.is_moe and update is not None):
+            return {}
+        sum_over_ranks([m.load for m in self.module.modules() if isinstance(m, Gate)])
+        return update()
 
     def save(self, directory: str) -> None:
         import policies

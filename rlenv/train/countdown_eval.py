@@ -273,7 +273,7 @@ def format_table(rows: Mapping[str, Mapping[str, float]], baseline: Mapping[str,
     evaluation = sum(row.get("eval_s", 0.0) for row in rows.values())
     lines.append(f"\nbaselines on the same items: always add {baseline['always_add']:.1%}, always multiply "
                  f"{baseline['always_multiply']:.1%}; wall time: training {train / 60:.1f} min "
-                 f"(process CPU time {cpu / 60:.1f} min), evaluation {evaluation / 60:.1f} min")
+                 f"(CPU time {cpu / 60:.1f} min, ranks included), evaluation {evaluation / 60:.1f} min")
     return "\n".join(lines)
 
 

@@ -16,13 +16,23 @@ the backward pass.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_reduce_grads", "barrier", "init_distributed", "reduce_max", "reduce_sum"]
+__all__ = [
+    "DistInfo",
+    "all_reduce_grads",
+    "barrier",
+    "init_distributed",
+    "reduce_max",
+    "reduce_sum",
+    "run_local_ranks",
+    "sum_over_ranks",
+]
 
 
 @dataclass(frozen=True)
@@ -82,12 +92,98 @@ def reduce_sum(values: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def sum_over_ranks(buffers: Sequence[torch.Tensor]) -> None:
+    """Replaces each tensor by its sum over ranks, in place, in one all-reduce (no-op on one rank)."""
+    if not _active() or not buffers:
+        return
+    flat = torch.cat([b.reshape(-1).to(torch.float64) for b in buffers])  # (N,)
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset : offset + b.numel()].view_as(b))
+        offset += b.numel()
+
+
 def reduce_max(values: torch.Tensor) -> torch.Tensor:
     """Max over ranks of a tensor (returned as a new tensor)."""
     out = values.detach().clone()
     if _active():
         dist.all_reduce(out, op=dist.ReduceOp.MAX)
     return out
+
+
+def run_local_ranks(fn: Callable[[Any], object], arg: Any, world_size: int, *, threads: int = 1) -> None:
+    """Runs ``fn(arg)`` in ``world_size`` fresh local processes that form one gloo group, and waits for them.
+
+    What ``torchrun --standalone`` does, from inside a program: each process gets ``RANK``, ``WORLD_SIZE``
+    and a rendezvous address in its environment and ``threads`` intra-op threads, so ``fn`` (a stage such
+    as :func:`rlenv.train.sft.sft`) sees the same environment as under torchrun; rank 0 is the main rank
+    (checkpoints, logs, progress bars). On a small CPU, K single-threaded ranks beat one K-threaded process:
+    the bundled policy's matrices are too small for intra-op threads to scale.
+
+    Args:
+        fn: A picklable (module-level) function; its return value is dropped (stage outputs are on disk).
+        arg: Its argument (picklable).
+        world_size: Processes to start (>= 1).
+        threads: Intra-op threads per process (>= 1).
+
+    Raises:
+        ValueError: ``world_size`` or ``threads`` < 1, or already inside a process group.
+        RuntimeError: A rank failed (the others are then stopped); names the ranks and exit codes.
+    """
+    if world_size < 1 or threads < 1:
+        raise ValueError(f"world_size={world_size} and threads={threads} must be >= 1")
+    if _active() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("run_local_ranks cannot start ranks from inside a data-parallel process group")
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    context = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools or locks
+    port = _free_port()
+    procs = [
+        context.Process(target=_rank_main, args=(fn, arg, rank, world_size, port, threads), daemon=True)
+        for rank in range(world_size)
+    ]
+    try:
+        for proc in procs:
+            proc.start()
+        running = list(procs)
+        while running:
+            for sentinel in wait([p.sentinel for p in running]):
+                proc = next(p for p in running if p.sentinel == sentinel)
+                proc.join()
+                running.remove(proc)
+                if proc.exitcode != 0:
+                    raise RuntimeError(
+                        f"rank {procs.index(proc)} of {world_size} exited with code {proc.exitcode} "
+                        "(its traceback is above); the other ranks were stopped"
+                    )
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rank_main(fn: Callable[[Any], object], arg: Any, rank: int, world_size: int, port: int,
+               threads: int) -> None:
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS=str(threads),
+    )
+    torch.set_num_threads(threads)
+    try:
+        fn(arg)
+    finally:
+        destroy()
 
 
 def barrier() -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from rlenv.train.config import OptimConfig, StageResult
-from rlenv.train.distributed import all_reduce_grads, reduce_max
+from rlenv.train.distributed import all_reduce_grads, reduce_max, reduce_sum
 from rlenv.train.optim import optimizer_step
 from rlenv.train.policy import Packed, split_by_length
 from rlenv.train.runner import Run, start_run
@@ -126,16 +126,23 @@ def lm_loss(run: Run, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.
 def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
           lengths: Sequence[int] | None) -> dict[str, float]:
     config = run.config
-    per_rank = batch_size * accum
-    start = run.state.data_position + run.dist.rank * per_rank
-    if lengths is None:
-        order = example_order(len(data), start, per_rank, config.seed)
+    per_rank, rank, world = batch_size * accum, run.dist.rank, run.dist.world_size
+    if lengths is None and world > 1:
+        # The step's rows sorted by length and dealt round-robin: every rank gets about the same tokens, so
+        # no rank waits at the all-reduce for one that drew the long rows.
+        step = example_order(len(data), run.state.data_position, per_rank * world, config.seed)
+        order = sorted(step, key=lambda i: len(data[i].ids))[rank::world]
+    elif lengths is None:
+        order = example_order(len(data), run.state.data_position, per_rank, config.seed)
     else:
-        step_size = per_rank * run.dist.world_size
-        order = grouped_order(lengths, start, per_rank, config.seed, step_size, batch_size)
-    run.state.data_position += per_rank * run.dist.world_size
+        start = run.state.data_position + rank * per_rank
+        order = grouped_order(lengths, start, per_rank, config.seed, per_rank * world, batch_size)
+    run.state.data_position += per_rank * world
     micro = [order[i : i + batch_size] for i in range(0, per_rank, batch_size)]
     total_tokens = sum(sum(data[i].mask[1:]) for i in order)
+    # The loss is the mean over the whole step's tokens: each rank divides by the global count, and
+    # all_reduce_grads averages, hence the factor world (1 on one rank: the plain mean).
+    step_tokens = float(reduce_sum(torch.tensor(float(total_tokens)))) if world > 1 else total_tokens
     finite, loss_sum = True, 0.0
     passes = [
         [rows[j] for j in part]
@@ -148,13 +155,15 @@ def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
     ]
     for rows in passes:
         loss, _ = lm_loss(run, [data[i] for i in rows])
-        loss = loss / max(total_tokens, 1)
+        loss = loss * world / max(step_tokens, 1)
         if not math.isfinite(float(loss.detach())):
             finite = False
             continue
         loss.backward()
-        loss_sum += float(loss.detach())
+        loss_sum += float(loss.detach()) / world
     all_reduce_grads(run.policy.module.parameters())
+    if world > 1:
+        loss_sum = float(reduce_sum(torch.tensor(loss_sum)))
     ok = float(reduce_max(torch.tensor(0.0 if finite else 1.0))) == 0.0
     result = optimizer_step(
         run.policy.module, run.optimizer, run.scheduler, config.max_grad_norm, loss_finite=ok
@@ -165,7 +174,7 @@ def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
         "optim/grad_norm": result.grad_norm,
         "optim/lr": run.scheduler.get_last_lr()[0],
         "train/skipped_updates": float(result.skipped),
-        "train/tokens": float(total_tokens),
+        "train/tokens": float(step_tokens),
     }
     if not result.skipped:
         metrics.update(run.policy.after_optimizer_step())
@@ -191,7 +200,7 @@ def train_lm(
             started = time.perf_counter()
             metrics = _step(run, data, batch_size, grad_accum_steps, lengths)
             elapsed = time.perf_counter() - started
-            metrics["perf/tokens_per_s"] = metrics["train/tokens"] * run.dist.world_size / max(elapsed, 1e-9)
+            metrics["perf/tokens_per_s"] = metrics["train/tokens"] / max(elapsed, 1e-9)
             metrics["perf/train_s"] = elapsed
             run.state.step += 1
             run.logger.log(run.state.step, metrics)

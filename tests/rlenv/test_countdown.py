@@ -90,6 +90,19 @@ def test_tinyzero_template_prefills_think_and_is_scored_prefill_aware():
     assert reward == 1.0
 
 
+@pytest.mark.parametrize("template", ["compact", "terse"])
+def test_short_templates_state_the_numbers_and_the_target(template):
+    env = gym.make("rlenv/Countdown-v0", template=template)
+    obs, info = env.reset(seed=0)
+    nums = "[" + ", ".join(map(str, info["nums"])) + "]"
+    assert obs.startswith("User: ") and obs.endswith(" Assistant:") and nums in obs
+    assert obs.split()[-2].rstrip(".") == str(info["target"])
+    if template == "terse":
+        assert obs == f"User: {nums} -> {info['target']} Assistant:"
+    _, reward, *_ = env.step(f"<think>x</think><answer>{info['solution']}</answer>")
+    assert reward == 1.0
+
+
 def test_shortcut_targets_are_rare_by_default_and_reported():
     items = cd.generate(3000, seed=0)
     dist = cd.target_distribution(items)

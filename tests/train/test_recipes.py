@@ -38,6 +38,23 @@ def test_near_miss_needs_search_traces_and_quick_drops_it():
     assert RecipeConfig(sft_near_miss=0.5, quick=True).effective.sft_near_miss == 0.0
 
 
+def test_terse_template_is_for_r1_only():
+    assert RecipeConfig(template="terse").env_kwargs["template"] == "terse"
+    with pytest.raises(ValueError, match="template"):
+        RecipeConfig(recipe="r1zero", template="terse")
+
+
+@pytest.mark.parametrize(
+    ("cores", "expected"), [(1, (1, 1)), (2, (2, 1)), (3, (2, 1)), (8, (8, 1)), (32, (16, 2))]
+)
+def test_cpu_layout_is_one_rank_per_core_dividing_the_batches(monkeypatch, cores, expected):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert RecipeConfig(device="cpu").layout == expected
+    assert RecipeConfig(device="cpu", ranks=1).layout == (1, cores)
+    with pytest.raises(ValueError, match="ranks=3 must divide"):
+        RecipeConfig(ranks=3)
+
+
 def test_train_split_evaluation_needs_its_own_seed():
     with pytest.raises(ValueError, match="eval_seed"):
         RecipeConfig(eval_split="train", eval_seed=0, seed=0)

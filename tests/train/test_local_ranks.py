@@ -1,0 +1,122 @@
+"""Local data-parallel ranks (``run_local_ranks``): environment, failures, and SFT equal to one process."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from rlenv.train.distributed import run_local_ranks
+
+
+def _report(directory: str) -> None:
+    from rlenv.train.distributed import init_distributed, reduce_sum
+
+    info = init_distributed("cpu")
+    total = float(reduce_sum(torch.tensor(float(info.rank + 1))))
+    with open(os.path.join(directory, f"rank{info.rank}.json"), "w") as f:
+        json.dump({"world": info.world_size, "threads": torch.get_num_threads(), "sum": total}, f)
+
+
+def _fail_on_rank_one(directory: str) -> None:
+    from rlenv.train.distributed import barrier, init_distributed
+
+    if os.environ["RANK"] == "1":
+        raise SystemExit(3)
+    init_distributed("cpu")  # waits for rank 1, which never comes: the launcher must stop this rank
+    barrier()
+
+
+def test_ranks_form_one_group_with_their_threads(tmp_path):
+    run_local_ranks(_report, str(tmp_path), 2, threads=1)
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert reports == [{"world": 2, "threads": 1, "sum": 3.0}] * 2
+
+
+def test_a_failing_rank_stops_the_others_and_raises(tmp_path):
+    with pytest.raises(RuntimeError, match="rank 1 of 2 exited with code 3"):
+        run_local_ranks(_fail_on_rank_one, str(tmp_path), 2)
+
+
+@pytest.mark.parametrize(("world", "threads"), [(0, 1), (2, 0)])
+def test_bad_layouts_are_refused(world, threads):
+    with pytest.raises(ValueError, match="must be >= 1"):
+        run_local_ranks(_report, "unused", world, threads=threads)
+
+
+def _sft_rows(path):
+    rows = [
+        {
+            "prompt": f"User: [{i}, {i + 1}] -> {2 * i + 1} Assistant:",
+            "completion": f"<think>\n{i + 1}+{i}={2 * i + 1} vs {2 * i + 1} ok" + "\n" * (i % 5) + "</think>",
+        }
+        for i in range(12)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_sft_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path):
+    # Same global batch of 4 rows: one process, or two ranks of 2 rows each (rows dealt by length, the loss
+    # normalised by the step's tokens over both ranks, expert loads summed before the bias update).
+    from rlenv.train.config import SFTConfig
+    from rlenv.train.policy import load_policy
+    from rlenv.train.sft import sft
+
+    data = _sft_rows(tmp_path / "sft.jsonl")
+    common = dict(
+        policy="tiny:bias_update_speed=0.05",
+        data=data,
+        num_rows=12,
+        steps=4,
+        lr=1e-2,
+        warmup_steps=0,
+        device="cpu",
+        max_len=64,
+        progress=False,
+        tensorboard=False,
+    )
+    single = sft(SFTConfig(run_dir=str(tmp_path / "one"), batch_size=4, **common))
+    run_local_ranks(sft, SFTConfig(run_dir=str(tmp_path / "two"), batch_size=2, **common), 2)
+    a = load_policy(single.checkpoint).module.state_dict()
+    b = load_policy(str(tmp_path / "two" / "checkpoints" / "step-00000004")).module.state_dict()
+    start = load_policy("tiny", seed=0).module.state_dict()
+    assert max(float((a[k].float() - start[k].float()).abs().max()) for k in a) > 1e-3  # it trained
+    assert any("bias" in k and float(a[k].abs().max()) > 0 for k in a)  # the expert biases moved
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
+
+
+def test_grpo_of_the_bundled_policy_on_two_ranks_equals_one_process(tmp_path):
+    from rlenv.train.config import GRPOConfig
+    from rlenv.train.grpo import train
+    from rlenv.train.policy import load_policy
+    from tests.train.conftest import TOY_ENV
+
+    # groups_per_generate=1 seeds each group's sampling by its own prompt index, so both layouts draw the
+    # same completions (a batch shares one random stream otherwise).
+    common = dict(
+        policy="tiny:bias_update_speed=0.05",
+        env_id=TOY_ENV,
+        steps=2,
+        prompts_per_step=4,
+        num_generations=4,
+        max_new_tokens=16,
+        micro_batch_size=4,
+        groups_per_generate=1,
+        lr=1e-2,
+        stop_strings=(),
+        progress=False,
+        tensorboard=False,
+        device="cpu",
+    )
+    single = train(GRPOConfig(run_dir=str(tmp_path / "one"), **common))
+    run_local_ranks(train, GRPOConfig(run_dir=str(tmp_path / "two"), **common), 2)
+    a = load_policy(single.checkpoint).module.state_dict()
+    b = load_policy(str(tmp_path / "two" / "checkpoints" / "step-00000002")).module.state_dict()
+    start = load_policy("tiny", seed=0).module.state_dict()
+    assert max(float((a[k].float() - start[k].float()).abs().max()) for k in a) > 1e-4  # it trained
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
