@@ -55,9 +55,10 @@ _QUICK = dict(
     sft_max_len=128, trace_style="direct", sft_near_miss=0.0,
 )
 
-_BUDGETS = {  # sized for <= 20 minutes on 2 cores with the evaluation (measured: docs/recipes.md, session 5)
-    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, max_new_tokens=256),
-    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160),
+_BUDGETS: dict[str, dict[str, Any]] = {  # sized for <= 20 minutes on 2 cores with the evaluation
+    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, max_new_tokens=256, template="terse"),
+    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160,
+                   template="compact"),
 }
 
 
@@ -82,10 +83,12 @@ class RecipeConfig:
     one (several GPUs: run the stages under torchrun). 1 = one process using every core."""
     seed: int = 0
     """Seed of initialisation, corpora, training prompts and sampling."""
-    template: Literal["compact", "terse", "r1zero", "tinyzero"] = "compact"
-    """Countdown prompt framing: "compact" (one sentence: every prompt character is a token of every rollout
-    and update of the character-level policy), "terse" (``[numbers] -> target``; r1 only: r1zero's sibling
-    tasks need the question sentence), "r1zero" (R1-Zero's), "tinyzero" (prefills <think>)."""
+    template: Literal["compact", "terse", "r1zero", "tinyzero"] | None = None
+    """Countdown prompt framing (None: the recipe's, "terse" for r1, "compact" for r1zero): "terse"
+    (``User: [49, 31, 42] -> 60 Assistant:``, 35 characters: every prompt character is a token of every
+    rollout and update of the character-level policy; r1 only, r1zero's sibling tasks need a question
+    sentence), "compact" (the question in one sentence, ~83 characters), "r1zero" (R1-Zero's), "tinyzero"
+    (prefills <think>)."""
     num_numbers: int = 3
     """Numbers per countdown problem (3-6); other generator settings are the environment's defaults."""
     pretrain_steps: int | None = None
@@ -103,11 +106,12 @@ class RecipeConfig:
     """Cold-start SFT optimiser steps (r1 only; 0 skips SFT)."""
     sft_rows: int = 20000
     """Solver-written SFT rows (r1 only)."""
-    sft_near_miss: float = 0.0
+    sft_near_miss: float | None = None
     """Least share of SFT rows whose search checks a near miss (``49+30=79 vs 80 no``; ~20% in the natural
-    stream; 0 = the stream as it comes). 0.6 made the arithmetic faithful and raised greedy accuracy after
-    GRPO on seeds 1 / 0 / 3 from 50.2 / 69.4 / 70.6% to 72.2 / 65.6 / 74.4%, but SFT is 8% slower and GRPO
-    added +5.4 / +7.4 / +17.2 sampled points (docs/recipes.md, session 6)."""
+    stream; 0 = the stream as it comes; None: 0.6 with search traces, 0 with direct ones). Near misses make
+    the policy compare instead of saying ``ok`` for anything close: with the compact prompt 0.6 raised greedy
+    accuracy after GRPO on seeds 1 / 0 / 3 from 50.2 / 69.4 / 70.6% to 72.2 / 65.6 / 74.4%
+    (docs/recipes.md, sessions 6-7)."""
     sft_lr: float = 2e-3
     """SFT peak learning rate (2e-3 reached a lower loss than 1e-3 and 4e-3 at every step to 1,500)."""
     sft_max_len: int = 384
@@ -147,7 +151,7 @@ class RecipeConfig:
 
     def __post_init__(self) -> None:
         allowed = {"recipe": ("r1", "r1zero"), "device": ("auto", "cpu", "cuda"),
-                   "template": ("compact", "terse", "r1zero", "tinyzero"),
+                   "template": (None, "compact", "terse", "r1zero", "tinyzero"),
                    "trace_style": ("search", "direct"), "lm_precision": ("auto", "fp32", "bf16"),
                    "eval_split": ("test", "train")}
         for name, values in allowed.items():
@@ -177,7 +181,8 @@ class RecipeConfig:
         if self.ranks > 1 and (self.batch_size % self.ranks or self.prompts_per_step % self.ranks):
             raise ValueError(f"RecipeConfig.ranks={self.ranks} must divide batch_size={self.batch_size} and "
                              f"prompts_per_step={self.prompts_per_step} (each rank takes an equal share)")
-        if not 0.0 <= self.sft_near_miss <= 1.0 or (self.sft_near_miss and self.trace_style != "search"):
+        near_miss = self.sft_near_miss or 0.0
+        if not 0.0 <= near_miss <= 1.0 or (near_miss and self.trace_style != "search"):
             raise ValueError(f"RecipeConfig.sft_near_miss={self.sft_near_miss} must be in [0, 1], and 0 "
                              "unless trace_style='search' (direct traces check nothing)")
 
@@ -186,6 +191,8 @@ class RecipeConfig:
         """The config actually run: ``quick`` applied, the recipe's budgets and ``run_dir`` defaulted."""
         config = dataclasses.replace(self, **_QUICK, quick=False) if self.quick else self
         budget = {k: v for k, v in _BUDGETS[config.recipe].items() if getattr(config, k) is None}
+        if config.sft_near_miss is None:
+            budget["sft_near_miss"] = 0.6 if config.trace_style == "search" else 0.0
         run_dir = config.run_dir or os.path.join("runs", config.recipe)
         return dataclasses.replace(config, **budget, run_dir=run_dir)
 
@@ -203,7 +210,7 @@ class RecipeConfig:
     def env_kwargs(self) -> dict[str, Any]:
         """Countdown environment arguments shared by SFT data, GRPO and evaluation."""
         config = {"min_numbers": self.num_numbers, "max_numbers": self.num_numbers}
-        return {"template": self.template, "config": config}
+        return {"template": self.template or _BUDGETS[self.recipe]["template"], "config": config}
 
 
 @dataclass(frozen=True, kw_only=True)

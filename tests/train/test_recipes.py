@@ -36,10 +36,13 @@ def test_near_miss_needs_search_traces_and_quick_drops_it():
     with pytest.raises(ValueError, match="sft_near_miss"):
         RecipeConfig(sft_near_miss=0.5, trace_style="direct")
     assert RecipeConfig(sft_near_miss=0.5, quick=True).effective.sft_near_miss == 0.0
+    assert RecipeConfig().effective.sft_near_miss == 0.6
+    assert RecipeConfig(trace_style="direct").effective.sft_near_miss == 0.0
 
 
 def test_terse_template_is_for_r1_only():
-    assert RecipeConfig(template="terse").env_kwargs["template"] == "terse"
+    assert RecipeConfig().env_kwargs["template"] == RecipeConfig().effective.template == "terse"
+    assert RecipeConfig(recipe="r1zero").env_kwargs["template"] == "compact"
     with pytest.raises(ValueError, match="template"):
         RecipeConfig(recipe="r1zero", template="terse")
 
@@ -79,7 +82,7 @@ def test_heldout_items_come_from_the_test_split_only():
     items = heldout_items(200, seed=0, env_kwargs=kwargs)
     assert len(items) == 200 and all(len(it["nums"]) == 3 for it in items)
     assert items == heldout_items(200, seed=0, env_kwargs=kwargs)
-    train = countdown_sft_rows(200, seed=0, template="compact", env_kwargs={"config": _three()})
+    train = countdown_sft_rows(200, seed=0, template=kwargs["template"], env_kwargs={"config": _three()})
     assert {r["prompt"] for r in train}.isdisjoint(it["prompt"] for it in items)
     # Shortcut targets are rare by default, so the baselines are low.
     rates = baselines(items)
