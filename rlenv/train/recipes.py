@@ -357,7 +357,7 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
         >>> run_recipe(RecipeConfig(quick=True, run_dir="/tmp/doc-recipe")).rows.keys()  # doctest: +SKIP
         dict_keys(['base', 'sft', 'grpo'])
     """
-    config = config.effective
+    config = _trained_framing(config).effective
     os.makedirs(config.run_dir, exist_ok=True)
     previous = _previous_run(config) if config.eval_only else None
     if previous is None:
@@ -396,6 +396,16 @@ def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (the data-parallel ranks of a phase)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def _trained_framing(config: RecipeConfig) -> RecipeConfig:
+    """With ``eval_only`` and no template given, the prompt framing the run in ``run_dir`` was trained on."""
+    path = os.path.join(config.effective.run_dir, "config.json")
+    if not (config.eval_only and config.template is None and os.path.exists(path)):
+        return config
+    with open(path) as f:
+        template = json.load(f).get("template")
+    return dataclasses.replace(config, template=template) if template else config
 
 
 def _previous_run(config: RecipeConfig) -> dict[str, Any]:

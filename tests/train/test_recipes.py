@@ -58,6 +58,17 @@ def test_cpu_layout_is_one_rank_per_core_dividing_the_batches(monkeypatch, cores
         RecipeConfig(ranks=3)
 
 
+def test_evaluation_only_reuses_the_framing_the_run_was_trained_on(tmp_path):
+    from rlenv.train.recipes import _trained_framing
+
+    (tmp_path / "config.json").write_text(json.dumps({"template": "compact"}))
+    again = RecipeConfig(eval_only=True, run_dir=str(tmp_path))
+    assert _trained_framing(again).effective.template == "compact"
+    chosen = RecipeConfig(eval_only=True, run_dir=str(tmp_path), template="terse")
+    assert _trained_framing(chosen).template == "terse"
+    assert _trained_framing(RecipeConfig(run_dir=str(tmp_path))).effective.template == "terse"
+
+
 def test_train_split_evaluation_needs_its_own_seed():
     with pytest.raises(ValueError, match="eval_seed"):
         RecipeConfig(eval_split="train", eval_seed=0, seed=0)
