@@ -58,11 +58,23 @@ def _sft_rows(path):
     return str(path)
 
 
+def _assert_trained_alike(single: str, ranks: str, moved: float) -> dict[str, torch.Tensor]:
+    """The one-process and the two-rank checkpoints agree, and training moved the weights by > ``moved``."""
+    from rlenv.train.policy import load_policy
+
+    a = load_policy(single).module.state_dict()
+    b = load_policy(ranks).module.state_dict()
+    start = load_policy("tiny", seed=0).module.state_dict()
+    assert max(float((a[k].float() - start[k].float()).abs().max()) for k in a) > moved  # it trained
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
+    return a
+
+
 def test_sft_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path):
     # Same global batch of 4 rows: one process, or two ranks of 2 rows each (rows dealt by length, the loss
     # normalised by the step's tokens over both ranks, expert loads summed before the bias update).
     from rlenv.train.config import SFTConfig
-    from rlenv.train.policy import load_policy
     from rlenv.train.sft import sft
 
     data = _sft_rows(tmp_path / "sft.jsonl")
@@ -80,19 +92,15 @@ def test_sft_on_two_ranks_equals_one_process_with_the_global_batch(tmp_path):
     )
     single = sft(SFTConfig(run_dir=str(tmp_path / "one"), batch_size=4, **common))
     run_local_ranks(sft, SFTConfig(run_dir=str(tmp_path / "two"), batch_size=2, **common), 2)
-    a = load_policy(single.checkpoint).module.state_dict()
-    b = load_policy(str(tmp_path / "two" / "checkpoints" / "step-00000004")).module.state_dict()
-    start = load_policy("tiny", seed=0).module.state_dict()
-    assert max(float((a[k].float() - start[k].float()).abs().max()) for k in a) > 1e-3  # it trained
+    a = _assert_trained_alike(
+        single.checkpoint, str(tmp_path / "two" / "checkpoints" / "step-00000004"), 1e-3
+    )
     assert any("bias" in k and float(a[k].abs().max()) > 0 for k in a)  # the expert biases moved
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
 
 
 def test_grpo_of_the_bundled_policy_on_two_ranks_equals_one_process(tmp_path):
     from rlenv.train.config import GRPOConfig
     from rlenv.train.grpo import train
-    from rlenv.train.policy import load_policy
     from tests.train.conftest import TOY_ENV
 
     # groups_per_generate=1 seeds each group's sampling by its own prompt index, so both layouts draw the
@@ -114,9 +122,4 @@ def test_grpo_of_the_bundled_policy_on_two_ranks_equals_one_process(tmp_path):
     )
     single = train(GRPOConfig(run_dir=str(tmp_path / "one"), **common))
     run_local_ranks(train, GRPOConfig(run_dir=str(tmp_path / "two"), **common), 2)
-    a = load_policy(single.checkpoint).module.state_dict()
-    b = load_policy(str(tmp_path / "two" / "checkpoints" / "step-00000002")).module.state_dict()
-    start = load_policy("tiny", seed=0).module.state_dict()
-    assert max(float((a[k].float() - start[k].float()).abs().max()) for k in a) > 1e-4  # it trained
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
+    _assert_trained_alike(single.checkpoint, str(tmp_path / "two" / "checkpoints" / "step-00000002"), 1e-4)
