@@ -198,6 +198,11 @@ class GRPOConfig(OptimConfig):
     """Replay the rollout's MoE expert choices in the training forward (bundled MoE policy only)."""
     aux_loss_coef: float = 0.0
     """Weight of the MoE sequence-wise balance loss added to the policy loss."""
+    skip_zero_advantage: bool = True
+    """Leave rows that carry no gradient (advantage or loss weight 0: groups whose rewards all agree) out of
+    the update's forward and backward. Exact, and only done, with loss_type "dapo", beta 0 and aux_loss_coef
+    0 (their loss terms are then exactly 0 and the token normaliser counts every row); the logged policy
+    statistics (entropy, clipping, ratio) and the MoE expert loads then cover the trained rows."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

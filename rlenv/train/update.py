@@ -73,12 +73,22 @@ class _Stats:
         return {k: v / max(self.tokens, 1.0) for k, v in self.sums.items()}
 
 
-def _micro_batches(rows: int, size: int) -> list[range]:
-    return [range(start, min(rows, start + size)) for start in range(0, rows, size)]
+def _micro_batches(rows: Sequence[int], size: int) -> list[Sequence[int]]:
+    return [rows[start : start + size] for start in range(0, len(rows), size)]
+
+
+def _trained_rows(advantages: torch.Tensor, weights: torch.Tensor, config: GRPOConfig) -> list[int]:
+    """Rows whose loss can have a gradient: all of them, unless ``skip_zero_advantage`` applies (dapo's
+    global token normaliser, no KL, no balance loss), when rows with a zero advantage or weight are left out."""
+    rows = list(range(advantages.numel()))
+    if not config.skip_zero_advantage or config.loss_type != "dapo" or config.beta or config.aux_loss_coef:
+        return rows
+    live = (advantages != 0) & (weights != 0)  # (N,)
+    return [r for r in rows if bool(live[r])]
 
 
 def _reference_logprobs(
-    ref: Policy | None, batch: RolloutBatch, micros: list[range], config: GRPOConfig, autocast: Any
+    ref: Policy | None, batch: RolloutBatch, micros: list[Sequence[int]], config: GRPOConfig, autocast: Any
 ) -> list[torch.Tensor | None]:
     if ref is None:
         return [None] * len(micros)
@@ -93,7 +103,7 @@ def _reference_logprobs(
 
 
 def _old_logprobs(
-    policy: Policy, batch: RolloutBatch, micros: list[range], config: GRPOConfig, autocast: Any
+    policy: Policy, batch: RolloutBatch, micros: list[Sequence[int]], config: GRPOConfig, autocast: Any
 ) -> list[torch.Tensor | None]:
     if config.num_iterations == 1:
         return [None] * len(micros)
@@ -141,7 +151,7 @@ def grpo_update(
     weights = batch.loss_weight.to(policy.device)  # (N,)
     lengths = torch.tensor([len(c) for c in batch.rollouts.completion_ids], dtype=torch.float32)
     num_items = reduce_sum((lengths * batch.loss_weight).sum())
-    micros = _micro_batches(rows, config.micro_batch_size)
+    micros = _micro_batches(_trained_rows(advantages, weights, config), config.micro_batch_size)
     refs = _reference_logprobs(ref, batch, micros, config, autocast)
     olds = _old_logprobs(policy, batch, micros, config, autocast)
     metrics: dict[str, float] = {}
@@ -151,6 +161,9 @@ def grpo_update(
         for rows_, ref_lp, old_lp in zip(micros, refs, olds, strict=True):
             finite &= _micro_step(policy, batch, rows_, advantages, weights, ref_lp, old_lp, config,
                                   num_items, len(micros), dist, stats, autocast)
+        for param in policy.module.parameters():  # untouched parameters step with a zero gradient, as on
+            if param.requires_grad and param.grad is None:  # ranks whose rows all were skipped
+                param.grad = torch.zeros_like(param)
         all_reduce_grads(policy.module.parameters())
         all_finite = float(reduce_max(torch.tensor(0.0 if finite else 1.0))) == 0.0
         result = optimizer_step(
@@ -173,7 +186,7 @@ def grpo_update(
 def _micro_step(
     policy: Policy,
     batch: RolloutBatch,
-    rows: range,
+    rows: Sequence[int],
     advantages: torch.Tensor,
     weights: torch.Tensor,
     ref_lp: torch.Tensor | None,

@@ -172,3 +172,44 @@ def test_grpo_with_the_bundled_moe_policy_logs_expert_load(tmp_path):
 def test_other_loss_types_run(tiny_hf_dir, tmp_path, loss_type):
     result = train(_config(tiny_hf_dir, tmp_path, steps=1, loss_type=loss_type, scale_rewards="none"))
     assert result.steps == 1 and "loss/policy" in result.metrics
+
+
+def _update_once(skip, rows_scored):
+    """One GRPO update of the tiny bundled policy on a fixed batch: one all-correct, one mixed and one
+    all-wrong group (so 8 of 12 rows have a zero advantage)."""
+    import contextlib
+
+    from rlenv.train.distributed import DistInfo
+    from rlenv.train.rollout import RolloutBatch
+
+    torch.manual_seed(0)
+    policy = load_policy("tiny", seed=0)
+    sampling = SamplingParams(max_new_tokens=8, temperature=1.0, seed=1, return_routing=True)
+    rollouts = policy.generate(["12+3=", "7*8=", "40-9="], 4, sampling)
+    rewards = torch.tensor([1.0] * 4 + [1.0, 0.0, 0.0, 1.0] + [0.0] * 4)
+    batch = RolloutBatch(rollouts=rollouts, indices=[0, 1, 2], rewards=rewards, components={},
+                         loss_weight=torch.ones(12))
+    config = GRPOConfig(policy="tiny", env_id=TOY_ENV, prompts_per_step=3, num_generations=4,
+                        micro_batch_size=2, lr=1e-2, skip_zero_advantage=skip)
+    optimizer = build_optimizer(policy.module, config)
+    scheduler = build_scheduler(optimizer, config, 10)
+    score = policy.score
+
+    def counted(prompt_ids, *args, **kwargs):
+        rows_scored.append(len(prompt_ids))
+        return score(prompt_ids, *args, **kwargs)
+
+    policy.score = counted
+    update_module.grpo_update(policy, None, batch, config, optimizer, scheduler, DistInfo(),
+                              contextlib.nullcontext)
+    return dict(policy.module.named_parameters())
+
+
+def test_skipping_zero_advantage_rows_leaves_the_update_unchanged():
+    rows_all, rows_live = [], []
+    full, skipped = _update_once(False, rows_all), _update_once(True, rows_live)
+    assert sum(rows_all) == 12 and sum(rows_live) == 4  # only the mixed group is scored
+    initial = dict(load_policy("tiny", seed=0).module.named_parameters())
+    for name, param in full.items():
+        torch.testing.assert_close(skipped[name], param, atol=1e-6, rtol=1e-5, msg=name)
+    assert any(not torch.equal(param, initial[name]) for name, param in full.items())
