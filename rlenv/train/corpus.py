@@ -159,12 +159,12 @@ def _opening(prompt: str) -> str:
 
 
 def countdown_completion(nums: Sequence[int], target: int, rng: random.Random, *, style: str = "search",
-                         failed_fraction: float = 0.25, prompt: str = "") -> str | None:
+                         failed_fraction: float = 0.25, prompt: str = "", prune: bool = False) -> str | None:
     """One solver-written completion for a countdown item (None when the solver finds no solution).
 
     ``style="search"`` writes the solver's depth-first search (:func:`search_trace`, falling back to the
-    direct style when the search is longer than 16 lines); ``"direct"`` writes only the solution, after one
-    failed attempt in a ``failed_fraction`` share of items.
+    direct style when the search is longer than 16 lines; ``prune`` leaves out its hopeless final products);
+    ``"direct"`` writes only the solution, after one failed attempt in a ``failed_fraction`` share of items.
 
     Example:
         >>> print(countdown_completion([44, 19, 35], 98, random.Random(0)))
@@ -176,7 +176,7 @@ def countdown_completion(nums: Sequence[int], target: int, rng: random.Random, *
     """
     if style not in ("search", "direct"):
         raise ValueError(f"style={style!r} is not one of ('search', 'direct')")
-    found = search_trace(nums, target) if style == "search" else None
+    found = search_trace(nums, target, prune=prune) if style == "search" else None
     if found is not None:
         lines, steps = found
         equation = equation_from_steps(nums, steps)
@@ -202,6 +202,7 @@ def countdown_sft_rows(
     failed_fraction: float = 0.25,
     env_kwargs: dict | None = None,
     near_miss: float = 0.0,
+    prune: bool = False,
 ) -> list[dict]:
     """Solver-written countdown solutions for cold-start SFT, from the environment's train split.
 
@@ -217,14 +218,17 @@ def countdown_sft_rows(
             others fill their share. About a fifth of the natural stream has one; SFT on it teaches ``no``
             for a near miss from few examples, and ``ok`` for a near miss is what ends most failed searches
             (docs/recipes.md, session 6). 0 keeps items ``0..n-1`` as they come.
+        prune: Search style: leave out the final products of two operands >= 10 that overshoot the target
+            (``search_trace(prune=True)``): about 11% fewer trace characters with 3 numbers and targets up
+            to 100, lines the policy gets wrong anyway (docs/recipes.md, session 8).
 
     Returns:
         Rows with ``prompt``, ``completion`` and the reward columns ``nums`` and ``target``; items the
         solver cannot solve (none, by construction of the generator) are skipped.
 
     Raises:
-        ValueError: On a bad ``n``, ``seed``, ``style``, ``failed_fraction`` or ``near_miss`` (which needs the
-            search style), or when 100 items per row do not hold enough near misses.
+        ValueError: On a bad ``n``, ``seed``, ``style``, ``failed_fraction``, ``near_miss`` or ``prune`` (both
+            need the search style), or when 100 items per row do not hold enough near misses.
 
     Example:
         >>> rows = countdown_sft_rows(2, seed=0)
@@ -238,6 +242,8 @@ def countdown_sft_rows(
         raise ValueError(f"failed_fraction must be in [0, 1], got {failed_fraction!r}")
     if not 0.0 <= near_miss <= 1.0 or (near_miss and style != "search"):
         raise ValueError(f"near_miss={near_miss!r} must be in [0, 1], and 0 unless style='search'")
+    if prune and style != "search":
+        raise ValueError("prune=True needs style='search' (direct traces search nothing)")
     env = _countdown_env("train", template, **(env_kwargs or {}))
     rng = _rng("countdown_sft", seed)
     rows: list[dict] = []
@@ -249,7 +255,7 @@ def countdown_sft_rows(
         prompt, info = env.reset(seed=seed, options={"index": index})
         nums, target = [int(v) for v in info["nums"]], int(info["target"])
         completion = countdown_completion(
-            nums, target, rng, style=style, failed_fraction=failed_fraction, prompt=prompt
+            nums, target, rng, style=style, failed_fraction=failed_fraction, prompt=prompt, prune=prune
         )
         if completion is None:
             continue

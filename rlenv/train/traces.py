@@ -209,7 +209,7 @@ def _solver_combine(a: int, op: str, b: int) -> int | None:
 
 
 def search_trace(
-    nums: Sequence[int], target: int, *, max_lines: int = 16
+    nums: Sequence[int], target: int, *, max_lines: int = 16, prune: bool = False
 ) -> tuple[list[str], list[Step]] | None:
     """The lines of a depth-first search for ``target``, in the environment solver's order, and its solution.
 
@@ -223,6 +223,9 @@ def search_trace(
         nums: The given numbers.
         target: The target.
         max_lines: Give up (return None) when the search needs more lines than this.
+        prune: Leave out the hopeless last steps: a final product of two operands >= 10 that overshoots
+            the target (with two-digit targets, any product of two two-digit numbers). The search order is
+            unchanged; only those ``no`` lines are not written.
 
     Returns:
         ``(lines, solution_steps)``, or None when there is no solution within ``max_lines`` lines.
@@ -243,6 +246,8 @@ def search_trace(
                 for op in OPS:
                     value = _solver_combine(a, op, b)
                     if value is None:
+                        continue
+                    if prune and not rest and op == "*" and b >= 10 and value > target:
                         continue
                     if len(lines) >= max_lines:
                         return False

@@ -220,6 +220,31 @@ def test_search_trace_follows_the_solver_and_is_bounded():
     assert search_trace([44, 19, 35, 7, 3], 1, max_lines=3) is None
 
 
+def _hopeless(line: str, target: int) -> bool:
+    """A final product of two operands >= 10 overshooting the target (what ``prune`` leaves out)."""
+    match = re.fullmatch(r"(\d+)\*(\d+)=(\d+) vs \d+ no", line)
+    return bool(match) and min(int(match[1]), int(match[2])) >= 10 and int(match[3]) > target
+
+
+def test_pruned_search_leaves_out_only_hopeless_final_products():
+    from rlenv.tasks.countdown import CountdownConfig, generate
+
+    pruned_any = 0
+    for item in generate(300, seed=5, config=CountdownConfig(min_numbers=3, max_numbers=4)):
+        nums, target = item["nums"], item["target"]
+        full = search_trace(nums, target, max_lines=10_000)
+        pruned = search_trace(nums, target, max_lines=10_000, prune=True)
+        assert pruned[1] == full[1]  # the same solution, found in the same order
+        assert pruned[0] == [line for line in full[0] if not _hopeless(line, target)]
+        pruned_any += len(pruned[0]) < len(full[0])
+    assert pruned_any > 30
+    assert search_trace([2, 5, 10], 100, prune=True)[0][-1] == "10*10=100 vs 100 ok"  # reaching it: kept
+    row = corpus.countdown_sft_rows(1, seed=0, prune=True)[0]
+    assert not any(_hopeless(line, row["target"]) for line in row["completion"].splitlines())
+    with pytest.raises(ValueError, match="prune"):
+        corpus.countdown_sft_rows(2, seed=0, style="direct", prune=True)
+
+
 def test_sibling_rows_are_never_countdown():
     rows = corpus.sibling_rows(100, seed=0)
     for kind in ("Evaluate the expression", "create any equation", "create an equation that does not equal"):
