@@ -79,7 +79,7 @@ def _micro_batches(rows: Sequence[int], size: int) -> list[Sequence[int]]:
 
 def _trained_rows(advantages: torch.Tensor, weights: torch.Tensor, config: GRPOConfig) -> list[int]:
     """Rows whose loss can have a gradient: all of them, unless ``skip_zero_advantage`` applies (dapo's
-    global token normaliser, no KL, no balance loss), when rows with a zero advantage or weight are left out."""
+    global token normaliser, no KL, no balance loss): then rows with a zero advantage or weight are out."""
     rows = list(range(advantages.numel()))
     if not config.skip_zero_advantage or config.loss_type != "dapo" or config.beta or config.aux_loss_coef:
         return rows
