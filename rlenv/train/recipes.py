@@ -102,8 +102,9 @@ class RecipeConfig:
     """Pretraining block length in tokens."""
     batch_size: int = 16
     """Pretraining and SFT batch size."""
-    sft_steps: int = 3600
-    """Cold-start SFT optimiser steps (r1 only; 0 skips SFT)."""
+    sft_steps: int = 3400
+    """Cold-start SFT optimiser steps (r1 only; 0 skips SFT). 3,400 fit 20 minutes on the slowest 2-core
+    machine measured (3,600 until session 7; docs/recipes.md, session 8)."""
     sft_rows: int = 20000
     """Solver-written SFT rows (r1 only)."""
     sft_near_miss: float | None = None
@@ -112,10 +113,10 @@ class RecipeConfig:
     the policy compare instead of saying ``ok`` for anything close: with the compact prompt 0.6 raised greedy
     accuracy after GRPO on seeds 1 / 0 / 3 from 50.2 / 69.4 / 70.6% to 72.2 / 65.6 / 74.4%
     (docs/recipes.md, sessions 6-7)."""
-    sft_prune: bool | None = None
+    sft_prune: bool = False
     """Leave the hopeless final products (``31*20=620 vs 60 no``: two operands >= 10 overshooting the target)
-    out of the search traces (None: True with search traces, False with direct ones). ~11% fewer trace
-    characters, so shorter SFT rows and rollouts; the policy got 92-98% of those products wrong anyway."""
+    out of the search traces: ~11% fewer trace characters, but on two validation seeds 4-5 points less
+    greedy accuracy after SFT (more ``ok`` for a near miss) and 2-4 after GRPO (docs/recipes.md, session 8)."""
     sft_lr: float = 2e-3
     """SFT peak learning rate (2e-3 reached a lower loss than 1e-3 and 4e-3 at every step to 1,500)."""
     sft_max_len: int = 384
@@ -200,8 +201,6 @@ class RecipeConfig:
         budget = {k: v for k, v in _BUDGETS[config.recipe].items() if getattr(config, k) is None}
         if config.sft_near_miss is None:
             budget["sft_near_miss"] = 0.6 if config.trace_style == "search" else 0.0
-        if config.sft_prune is None:
-            budget["sft_prune"] = config.trace_style == "search"
         run_dir = config.run_dir or os.path.join("runs", config.recipe)
         return dataclasses.replace(config, **budget, run_dir=run_dir)
 

@@ -40,10 +40,9 @@ def test_near_miss_needs_search_traces_and_quick_drops_it():
     assert RecipeConfig(trace_style="direct").effective.sft_near_miss == 0.0
 
 
-def test_pruned_traces_are_the_search_default():
-    assert RecipeConfig().effective.sft_prune is True
-    assert RecipeConfig(trace_style="direct").effective.sft_prune is False
-    assert RecipeConfig(sft_prune=False).effective.sft_prune is False
+def test_pruned_traces_need_search_traces():
+    assert RecipeConfig().effective.sft_prune is False
+    assert RecipeConfig(sft_prune=True).effective.sft_prune is True
     with pytest.raises(ValueError, match="sft_prune"):
         RecipeConfig(sft_prune=True, trace_style="direct")
 
