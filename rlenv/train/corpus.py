@@ -220,7 +220,7 @@ def countdown_sft_rows(
             (docs/recipes.md, session 6). 0 keeps items ``0..n-1`` as they come.
         prune: Search style: leave out the final products of two operands >= 10 that overshoot the target
             (``search_trace(prune=True)``): about 11% fewer trace characters with 3 numbers and targets up
-            to 100, lines the policy gets wrong anyway (docs/recipes.md, session 8).
+            to 100, lines the policy gets wrong anyway; in r1 it cost accuracy (docs/recipes.md, session 8).
 
     Returns:
         Rows with ``prompt``, ``completion`` and the reward columns ``nums`` and ``target``; items the

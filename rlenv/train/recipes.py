@@ -102,9 +102,9 @@ class RecipeConfig:
     """Pretraining block length in tokens."""
     batch_size: int = 16
     """Pretraining and SFT batch size."""
-    sft_steps: int = 3400
-    """Cold-start SFT optimiser steps (r1 only; 0 skips SFT). 3,400 fit 20 minutes on the slowest 2-core
-    machine measured (3,600 until session 7; docs/recipes.md, session 8)."""
+    sft_steps: int = 3600
+    """Cold-start SFT optimiser steps (r1 only; 0 skips SFT). 3,400 saved 45 s but ended 11-17 points lower
+    in greedy accuracy on two validation seeds, 3-8 points after GRPO (docs/recipes.md, session 8)."""
     sft_rows: int = 20000
     """Solver-written SFT rows (r1 only)."""
     sft_near_miss: float | None = None
@@ -115,8 +115,9 @@ class RecipeConfig:
     (docs/recipes.md, sessions 6-7)."""
     sft_prune: bool = False
     """Leave the hopeless final products (``31*20=620 vs 60 no``: two operands >= 10 overshooting the target)
-    out of the search traces: ~11% fewer trace characters, but on two validation seeds 4-5 points less
-    greedy accuracy after SFT (more ``ok`` for a near miss) and 2-4 after GRPO (docs/recipes.md, session 8)."""
+    out of the search traces: ~11% fewer trace characters (SFT steps no faster), but on two validation seeds
+    4.6 points less greedy accuracy after SFT (more wrong verdicts) and ~2 after GRPO (docs/recipes.md,
+    session 8)."""
     sft_lr: float = 2e-3
     """SFT peak learning rate (2e-3 reached a lower loss than 1e-3 and 4e-3 at every step to 1,500)."""
     sft_max_len: int = 384
