@@ -80,11 +80,9 @@ def _micro_batches(rows: Sequence[int], size: int) -> list[Sequence[int]]:
 def _trained_rows(advantages: torch.Tensor, weights: torch.Tensor, config: GRPOConfig) -> list[int]:
     """Rows whose loss can have a gradient: all of them, unless ``skip_zero_advantage`` applies (dapo's
     global token normaliser, no KL, no balance loss): then rows with a zero advantage or weight are out."""
-    rows = list(range(advantages.numel()))
     if not config.skip_zero_advantage or config.loss_type != "dapo" or config.beta or config.aux_loss_coef:
-        return rows
-    live = (advantages != 0) & (weights != 0)  # (N,)
-    return [r for r in rows if bool(live[r])]
+        return list(range(advantages.numel()))
+    return torch.nonzero((advantages != 0) & (weights != 0)).flatten().tolist()
 
 
 def _reference_logprobs(
