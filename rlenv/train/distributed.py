@@ -32,6 +32,7 @@ __all__ = [
     "reduce_sum",
     "run_local_ranks",
     "sum_over_ranks",
+    "zero_missing_grads",
 ]
 
 
@@ -66,14 +67,20 @@ def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def all_reduce_grads(parameters: Iterable[torch.nn.Parameter]) -> None:
-    """Averages gradients over ranks (parameters without a gradient count as zero)."""
-    if not _active():
-        return
+def zero_missing_grads(parameters: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
+    """Gives every trainable parameter without a gradient a zero one; returns the trainable parameters."""
     params = [p for p in parameters if p.requires_grad]
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
+    return params
+
+
+def all_reduce_grads(parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Averages gradients over ranks (parameters without a gradient count as zero)."""
+    if not _active():
+        return
+    params = zero_missing_grads(parameters)
     flat = torch.cat([p.grad.reshape(-1) for p in params])  # (P,)
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat /= dist.get_world_size()

@@ -22,7 +22,7 @@ import torch
 
 from rlenv.train.advantages import group_advantages, nanstd
 from rlenv.train.config import GRPOConfig
-from rlenv.train.distributed import DistInfo, all_reduce_grads, reduce_max, reduce_sum
+from rlenv.train.distributed import DistInfo, all_reduce_grads, reduce_max, reduce_sum, zero_missing_grads
 from rlenv.train.losses import grpo_loss
 from rlenv.train.optim import optimizer_step
 from rlenv.train.policy import Policy
@@ -159,9 +159,7 @@ def grpo_update(
         for rows_, ref_lp, old_lp in zip(micros, refs, olds, strict=True):
             finite &= _micro_step(policy, batch, rows_, advantages, weights, ref_lp, old_lp, config,
                                   num_items, len(micros), dist, stats, autocast)
-        for param in policy.module.parameters():  # untouched parameters step with a zero gradient, as on
-            if param.requires_grad and param.grad is None:  # ranks whose rows all were skipped
-                param.grad = torch.zeros_like(param)
+        zero_missing_grads(policy.module.parameters())  # untouched parameters step as on any DDP rank
         all_reduce_grads(policy.module.parameters())
         all_finite = float(reduce_max(torch.tensor(0.0 if finite else 1.0))) == 0.0
         result = optimizer_step(
