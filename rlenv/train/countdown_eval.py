@@ -173,8 +173,8 @@ def format_audit(rows: Mapping[str, Mapping[str, float]]) -> str:
 
 
 def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, temperature: float,
-                       max_new_tokens: int, seed: int = 0, batch_size: int = 64,
-                       desc: str = "eval") -> dict[str, float]:
+                       max_new_tokens: int, seed: int = 0, batch_size: int = 64, desc: str = "eval",
+                       shard: bool = False) -> dict[str, float]:
     """Accuracy, non-shortcut accuracy, format rate and token costs of one sample per held-out item.
 
     Args:
@@ -185,6 +185,9 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
         seed: Sampling seed.
         batch_size: Prompts per generate call.
         desc: Progress-bar label.
+        shard: Inside a data-parallel process group, split the batches over the ranks (every rank must
+            call; every rank gets the figures of all items). Batch ``k`` is generated with seed ``seed + k
+            * batch_size`` wherever it runs, so the figures are one process's up to floating-point order.
 
     Returns:
         ``accuracy``, ``nonshortcut_accuracy``, ``format_rate``, ``mean_tokens``, ``tokens_per_solved``
@@ -200,23 +203,19 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
     """
     from tqdm.auto import tqdm
 
-    import rewards
-    from rewards.format import think_format
-    from rlenv.tasks.countdown import is_shortcut
-    from rlenv.train.policy import SamplingParams
+    from rlenv.train.distributed import all_gather_objects, rank_and_world
 
-    correct, formatted, tokens, shortcut, texts = [], [], [], [], []
-    for start in tqdm(range(0, len(items), batch_size), desc=desc, leave=False):
-        batch = items[start : start + batch_size]
-        sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + start)
-        out = policy.generate([it["prompt"] for it in batch], 1, sampling)
-        prompts = [it["prompt"] for it in batch]
-        cols = {"nums": [it["nums"] for it in batch], "target": [it["target"] for it in batch]}
-        correct += [v == 1.0 for v in rewards.countdown_accuracy(out.texts, prompts=prompts, **cols)]
-        formatted += [v == 1.0 for v in think_format(out.texts, prompts=prompts)]
-        tokens += [len(ids) for ids in out.completion_ids]
-        shortcut += [is_shortcut(it["nums"], it["target"]) for it in batch]
-        texts += out.texts
+    rank, world = rank_and_world() if shard else (0, 1)
+    starts = range(0, len(items), batch_size)[rank::world]
+    mine = [
+        (start, _generate_and_score(policy, items[start : start + batch_size], temperature, max_new_tokens,
+                                    seed + start))
+        for start in tqdm(starts, desc=desc, leave=False, disable=rank != 0)
+    ]
+    batches = sorted(b for part in all_gather_objects(mine) for b in part) if world > 1 else mine
+    correct, formatted, tokens, shortcut, texts = (
+        [v for _, batch in batches for v in batch[k]] for k in range(5)
+    )
     n = len(items)
     hard = [c for c, s in zip(correct, shortcut, strict=True) if not s]
     solved = sum(correct)
@@ -228,6 +227,25 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
         "tokens_per_solved": sum(tokens) / solved if solved else float("inf"),
         "n": float(n),
     } | audit_traces(texts, [it["target"] for it in items], correct)
+
+
+def _generate_and_score(policy: Any, batch: Sequence[Mapping[str, Any]], temperature: float,
+                        max_new_tokens: int, seed: int) -> tuple[list, list, list, list, list]:
+    """One sample per item: (correct, formatted, completion tokens, is-shortcut, text) lists."""
+    import rewards
+    from rewards.format import think_format
+    from rlenv.tasks.countdown import is_shortcut
+    from rlenv.train.policy import SamplingParams
+
+    prompts = [it["prompt"] for it in batch]
+    out = policy.generate(prompts, 1, SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature,
+                                                     seed=seed))
+    cols = {"nums": [it["nums"] for it in batch], "target": [it["target"] for it in batch]}
+    correct = [v == 1.0 for v in rewards.countdown_accuracy(out.texts, prompts=prompts, **cols)]
+    formatted = [v == 1.0 for v in think_format(out.texts, prompts=prompts)]
+    tokens = [len(ids) for ids in out.completion_ids]
+    shortcut = [is_shortcut(it["nums"], it["target"]) for it in batch]
+    return correct, formatted, tokens, shortcut, list(out.texts)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -25,9 +25,11 @@ import torch.distributed as dist
 
 __all__ = [
     "DistInfo",
+    "all_gather_objects",
     "all_reduce_grads",
     "barrier",
     "init_distributed",
+    "rank_and_world",
     "reduce_max",
     "reduce_sum",
     "run_local_ranks",
@@ -116,6 +118,20 @@ def reduce_max(values: torch.Tensor) -> torch.Tensor:
     out = values.detach().clone()
     if _active():
         dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the group's size ((0, 1) outside a data-parallel group)."""
+    return (dist.get_rank(), dist.get_world_size()) if _active() else (0, 1)
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's picklable ``obj``, in rank order (``[obj]`` outside a data-parallel group)."""
+    if not _active():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
     return out
 
 

@@ -56,9 +56,10 @@ _QUICK = dict(
 )
 
 _BUDGETS: dict[str, dict[str, Any]] = {  # sized for <= 20 minutes on 2 cores with the evaluation
-    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, max_new_tokens=256, template="terse"),
-    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160,
-                   template="compact"),
+    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, prompts_per_step=8, num_generations=16,
+               max_new_tokens=256, template="terse"),
+    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, prompts_per_step=16,
+                   num_generations=8, max_new_tokens=160, template="compact"),
 }
 
 
@@ -77,10 +78,11 @@ class RecipeConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to train and evaluate."""
     ranks: int = 0
-    """Local data-parallel processes for pretraining, SFT and GRPO (same global batches; evaluation runs in
-    the main process). 0 = auto: on a CPU one single-threaded rank per core, as many as divide batch_size
-    and prompts_per_step (on 2 cores two ranks ran SFT and GRPO steps 1.2x faster than one two-threaded
-    process); on a GPU one (several GPUs: run the stages under torchrun). 1 = one process using every core."""
+    """Local data-parallel processes for pretraining, SFT and GRPO (same global batches; after training, the
+    same processes evaluate the phase's checkpoint, each on every world-th batch of items). 0 = auto: on a
+    CPU one single-threaded rank per core, as many as divide batch_size and prompts_per_step (on 2 cores two
+    ranks ran SFT and GRPO steps 1.2x faster than one two-threaded process); on a GPU one (several GPUs:
+    run the stages under torchrun). 1 = one process using every core."""
     seed: int = 0
     """Seed of initialisation, corpora, training prompts and sampling."""
     template: Literal["compact", "terse", "r1zero", "tinyzero"] | None = None
@@ -133,12 +135,16 @@ class RecipeConfig:
     """GRPO steps, i.e. rollout batches (None: 75 for r1, 300 for r1zero)."""
     grpo_lr: float = 5e-5
     """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable, 5e-5 sharpened faster)."""
-    prompts_per_step: int = 16
-    """GRPO prompts (groups) per step."""
-    num_generations: int = 8
-    """GRPO completions per prompt (G)."""
+    prompts_per_step: int | None = None
+    """GRPO prompts (groups) per step (None: 8 for r1, 16 for r1zero)."""
+    num_generations: int | None = None
+    """GRPO completions per prompt, G (None: 16 for r1, 8 for r1zero). r1's 8 x 16 against 16 x 8, from the
+    same SFT checkpoint on two validation seeds: +7.2 / +7.4 sampled and +1.8 / +1.6 greedy points against
+    +6.8 / +6.2 and -0.6 / +1.0, in about the same time (docs/recipes.md, session 9)."""
     temperature: float = 1.0
-    """Sampling temperature of GRPO rollouts and of the sampled evaluation."""
+    """Sampling temperature of the sampled evaluation, and of GRPO rollouts unless grpo_temperature is set."""
+    grpo_temperature: float | None = None
+    """Sampling temperature of GRPO rollouts (and of their training log-probs); None: temperature."""
     max_new_tokens: int | None = None
     """Completion length cap (tokens) for GRPO and evaluation (None: 256 for r1, whose search traces restate
     the target on every checked line, 98.6% of them fit; 160 for r1zero)."""
@@ -172,8 +178,8 @@ class RecipeConfig:
                      "num_generations", "max_new_tokens", "eval_items"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 1")
-        for name in ("pretrain_lr", "sft_lr", "grpo_lr", "temperature"):
-            if not getattr(self, name) > 0:
+        for name in ("pretrain_lr", "sft_lr", "grpo_lr", "temperature", "grpo_temperature"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be > 0")
         self._check_combinations()
 
@@ -184,9 +190,10 @@ class RecipeConfig:
         if self.eval_split == "train" and self.eval_seed == self.seed:
             raise ValueError(f"RecipeConfig.eval_seed={self.eval_seed} equals seed with eval_split='train'; "
                              "pick another eval_seed so validation items are not training items")
-        if self.ranks > 1 and (self.batch_size % self.ranks or self.prompts_per_step % self.ranks):
+        prompts = self._prompts_per_step
+        if self.ranks > 1 and (self.batch_size % self.ranks or prompts % self.ranks):
             raise ValueError(f"RecipeConfig.ranks={self.ranks} must divide batch_size={self.batch_size} and "
-                             f"prompts_per_step={self.prompts_per_step} (each rank takes an equal share)")
+                             f"prompts_per_step={prompts} (each rank takes an equal share)")
         near_miss = self.sft_near_miss or 0.0
         if not 0.0 <= near_miss <= 1.0 or (near_miss and self.trace_style != "search"):
             raise ValueError(f"RecipeConfig.sft_near_miss={self.sft_near_miss} must be in [0, 1], and 0 "
@@ -215,8 +222,12 @@ class RecipeConfig:
                                  "stages under torchrun (docs/training.md)")
             return 1, cores
         ranks = self.ranks or max(r for r in range(1, cores + 1)
-                                  if self.batch_size % r == 0 and self.prompts_per_step % r == 0)
+                                  if self.batch_size % r == 0 and self._prompts_per_step % r == 0)
         return ranks, max(1, cores // ranks)
+
+    @property
+    def _prompts_per_step(self) -> int:
+        return self.prompts_per_step or _BUDGETS[self.recipe]["prompts_per_step"]
 
     @property
     def env_kwargs(self) -> dict[str, Any]:
@@ -250,16 +261,17 @@ class RecipeResult:
 
 
 def _evaluate_phase(checkpoint: str, config: RecipeConfig, items: Sequence[Mapping[str, Any]],
-                    phase: str) -> dict[str, float]:
+                    phase: str, *, shard: bool = False) -> dict[str, float]:
     from rlenv.train.policy import load_policy
 
     device = _device(config.device)
     policy = load_policy(checkpoint, device=device, seed=config.seed)
     policy.module.eval()
     greedy = evaluate_countdown(policy, items, temperature=0.0, max_new_tokens=config.max_new_tokens,
-                                seed=config.eval_seed, desc=f"eval {phase} greedy")
+                                seed=config.eval_seed, desc=f"eval {phase} greedy", shard=shard)
     sampled = evaluate_countdown(policy, items, temperature=config.temperature, seed=config.eval_seed + 1,
-                                 max_new_tokens=config.max_new_tokens, desc=f"eval {phase} sampled")
+                                 max_new_tokens=config.max_new_tokens, desc=f"eval {phase} sampled",
+                                 shard=shard)
     row = {f"greedy/{k}": v for k, v in greedy.items()} | {f"sampled/{k}": v for k, v in sampled.items()}
     return row
 
@@ -288,22 +300,71 @@ def _common(config: RecipeConfig, phase: str) -> dict[str, Any]:
     return {"run_dir": os.path.join(config.run_dir, phase), "seed": config.seed, "device": config.device}
 
 
-def _launch(config: RecipeConfig, stage_fn: Callable[[Any], Any], stage: Any) -> str:
-    """Runs a training stage in this process or as local data-parallel ranks; returns its checkpoint."""
-    from rlenv.train.checkpoint import latest_checkpoint
+@dataclass(frozen=True)
+class _Trained:
+    """A phase's checkpoint and, when its training ranks evaluated it, the held-out figures and their cost."""
+
+    checkpoint: str
+    figures: dict[str, float] | None = None
+    eval_s: float = 0.0
+    eval_cpu_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _RankJob:
+    """What each data-parallel rank of a phase runs: the stage, then its share of the evaluation."""
+
+    stage_fn: Callable[[Any], Any]
+    stage: Any
+    config: RecipeConfig
+    items: Sequence[Mapping[str, Any]]
+    phase: str
+
+
+def _heldout_path(stage_run_dir: str) -> str:
+    return os.path.join(stage_run_dir, "heldout.json")
+
+
+def _train_and_evaluate(job: _RankJob) -> None:
+    """One rank: trains, then evaluates the new checkpoint on every world-th batch of the held-out items.
+
+    The ranks are already running and hold no other work, so the evaluation costs no process start and
+    runs on every core; rank 0 writes the figures (and the evaluation's wall and CPU time) for the parent.
+    """
+    from rlenv.train.distributed import all_gather_objects, rank_and_world
+
+    checkpoint = job.stage_fn(job.stage).checkpoint
+    started, cpu = time.perf_counter(), time.process_time()
+    figures = _evaluate_phase(checkpoint, job.config, job.items, job.phase, shard=True)
+    cpu_s = sum(all_gather_objects(time.process_time() - cpu))
+    if rank_and_world()[0] == 0:
+        out = {"checkpoint": checkpoint, "figures": figures, "eval_s": time.perf_counter() - started,
+               "eval_cpu_s": cpu_s}
+        with open(_heldout_path(job.stage.run_dir), "w") as f:
+            json.dump(out, f)
+
+
+def _launch(config: RecipeConfig, stage_fn: Callable[[Any], Any], stage: Any,
+            items: Sequence[Mapping[str, Any]], phase: str) -> _Trained:
+    """Runs a training stage in this process, or as local data-parallel ranks that also evaluate it."""
     from rlenv.train.distributed import run_local_ranks
 
     ranks, threads = config.layout
     if ranks == 1:
-        return stage_fn(stage).checkpoint
-    run_local_ranks(stage_fn, stage, ranks, threads=threads)
-    checkpoint = latest_checkpoint(stage.run_dir)
-    if checkpoint is None:
-        raise RuntimeError(f"{type(stage).__name__} ranks finished without a checkpoint in {stage.run_dir}")
-    return checkpoint
+        return _Trained(stage_fn(stage).checkpoint)
+    path = _heldout_path(stage.run_dir)
+    if os.path.exists(path):
+        os.remove(path)  # a resumed run's old figures must not pass for this one's
+    run_local_ranks(_train_and_evaluate, _RankJob(stage_fn, stage, config, items, phase), ranks,
+                    threads=threads)
+    if not os.path.exists(path):
+        raise RuntimeError(f"{type(stage).__name__} ranks finished without writing {path}")
+    with open(path) as f:
+        out = json.load(f)
+    return _Trained(out["checkpoint"], out["figures"], out["eval_s"], out["eval_cpu_s"])
 
 
-def _pretrain(config: RecipeConfig, policy: str) -> str:
+def _pretrain(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, Any]]) -> _Trained:
     from rlenv.train.config import PretrainConfig
     from rlenv.train.corpus import make_corpus, sibling_rows
     from rlenv.train.pretrain import pretrain
@@ -324,10 +385,10 @@ def _pretrain(config: RecipeConfig, policy: str) -> str:
                            steps=config.pretrain_steps, lr=config.pretrain_lr, seq_len=config.seq_len,
                            batch_size=config.batch_size // config.layout[0],
                            warmup_steps=min(20, config.pretrain_steps // 10))
-    return _launch(config, pretrain, stage)
+    return _launch(config, pretrain, stage, items, "base")
 
 
-def _sft(config: RecipeConfig, policy: str) -> str:
+def _sft(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, Any]]) -> _Trained:
     from rlenv.train.config import SFTConfig
     from rlenv.train.corpus import countdown_sft_rows
     from rlenv.train.sft import sft
@@ -341,19 +402,19 @@ def _sft(config: RecipeConfig, policy: str) -> str:
                       num_rows=len(rows), steps=config.sft_steps, lr=config.sft_lr,
                       batch_size=config.batch_size // config.layout[0], max_len=config.sft_max_len,
                       warmup_steps=min(20, config.sft_steps // 10))
-    return _launch(config, sft, stage)
+    return _launch(config, sft, stage, items, "sft")
 
 
-def _grpo(config: RecipeConfig, policy: str) -> str:
+def _grpo(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, Any]]) -> _Trained:
     from rlenv.train.config import GRPOConfig
     from rlenv.train.grpo import train
 
     stage = GRPOConfig(**_common(config, "grpo"), policy=policy, env_kwargs=json.dumps(config.env_kwargs),
                        steps=config.grpo_steps, lr=config.grpo_lr, prompts_per_step=config.prompts_per_step,
                        num_generations=config.num_generations, max_new_tokens=config.max_new_tokens,
-                       temperature=config.temperature, warmup_steps=min(5, config.grpo_steps // 10),
-                       min_lr_ratio=1.0)
-    return _launch(config, train, stage)
+                       temperature=config.grpo_temperature or config.temperature,
+                       warmup_steps=min(5, config.grpo_steps // 10), min_lr_ratio=1.0)
+    return _launch(config, train, stage, items, "grpo")
 
 
 def run_recipe(config: RecipeConfig) -> RecipeResult:
@@ -386,15 +447,20 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     for phase, run_phase in phases:
         started, cpu = time.perf_counter(), _cpu_seconds()
         if previous is not None:  # evaluate what an earlier run trained
-            checkpoint, costs = previous["checkpoints"][phase], previous["rows"][phase]
+            trained = _Trained(previous["checkpoints"][phase])
+            costs = previous["rows"][phase]
             wall, cpu = costs["wall_s"], costs.get("cpu_s", 0.0)
         else:  # a Hugging Face model, or a given checkpoint with pretrain_steps=0, is the base as it is
             given = phase == "base" and (config.hf_model or config.pretrain_steps == 0)
-            checkpoint = policy if given else run_phase(config, policy)
-            wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
-        evaluated = time.perf_counter()
-        rows[phase] = {**_evaluate_phase(checkpoint, config, items, phase), "wall_s": wall, "cpu_s": cpu,
-                       "eval_s": time.perf_counter() - evaluated}
+            trained = _Trained(policy) if given else run_phase(config, policy, items)
+            wall = time.perf_counter() - started - trained.eval_s
+            cpu = _cpu_seconds() - cpu - trained.eval_cpu_s
+        checkpoint, figures, eval_s = trained.checkpoint, trained.figures, trained.eval_s
+        if figures is None:
+            evaluated = time.perf_counter()
+            figures = _evaluate_phase(checkpoint, config, items, phase)
+            eval_s = time.perf_counter() - evaluated
+        rows[phase] = {**figures, "wall_s": wall, "cpu_s": cpu, "eval_s": eval_s}
         policy = checkpoints[phase] = checkpoint
         print(f"[{config.recipe}] {phase}: greedy {rows[phase]['greedy/accuracy']:.1%}, "
               f"sampled {rows[phase]['sampled/accuracy']:.1%} ({wall:.0f} s)", flush=True)

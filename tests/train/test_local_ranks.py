@@ -123,3 +123,53 @@ def test_grpo_of_the_bundled_policy_on_two_ranks_equals_one_process(tmp_path):
     single = train(GRPOConfig(run_dir=str(tmp_path / "one"), **common))
     run_local_ranks(train, GRPOConfig(run_dir=str(tmp_path / "two"), **common), 2)
     _assert_trained_alike(single.checkpoint, str(tmp_path / "two" / "checkpoints" / "step-00000002"), 1e-4)
+
+
+class _ScriptedPolicy:
+    """Answers ``a*b-c`` or ``a+b+c`` by the parity of the batch seed, so every figure depends on which
+    batch an item was in, with which seed, and in what order the batches were put back together."""
+
+    def generate(self, prompts, n, sampling):
+        from types import SimpleNamespace
+
+        texts = []
+        for prompt in prompts:
+            a, b, c, target = (int(v) for v in prompt.split()[1:5])
+            answer = f"{a}*{b}-{c}" if (sampling.seed // 2) % 2 == 0 else f"{a}+{b}+{c}"
+            check = f"{a}*{b}={a * b} [{a * b} {c}]\n{a * b}-{c}={a * b - c} vs {target} no"
+            texts.append(f"<think>\n{check}\n</think>\n<answer>{answer}</answer>" + " " * (a % 5))
+        return SimpleNamespace(texts=texts, completion_ids=[list(range(len(t))) for t in texts])
+
+
+def _scripted_items() -> list[dict]:
+    items = []
+    for i in range(9):
+        a, b, c = 3 + i, 5 + i % 4, 1 + i % 3
+        target = (a * b - c, a + b + c, 999)[i % 3]
+        items.append({"prompt": f"p {a} {b} {c} {target}", "nums": [a, b, c], "target": target})
+    return items
+
+
+def _evaluate_sharded(directory: str) -> None:
+    from rlenv.train.countdown_eval import evaluate_countdown
+    from rlenv.train.distributed import init_distributed
+
+    info = init_distributed("cpu")
+    figures = evaluate_countdown(_ScriptedPolicy(), _scripted_items(), temperature=1.0, max_new_tokens=64,
+                                 seed=10, batch_size=2, shard=True)
+    with open(os.path.join(directory, f"rank{info.rank}.json"), "w") as f:
+        json.dump(figures, f)
+
+
+def test_evaluation_sharded_over_ranks_equals_one_process(tmp_path):
+    from rlenv.train.countdown_eval import evaluate_countdown
+
+    run_local_ranks(_evaluate_sharded, str(tmp_path), 2)
+    alone = evaluate_countdown(_ScriptedPolicy(), _scripted_items(), temperature=1.0, max_new_tokens=64,
+                               seed=10, batch_size=2)
+    # Some items right, some wrong, shortcut and not, each thinking checked against its own target: the
+    # figures tell the batches, their seeds and their order apart.
+    assert 0.0 < alone["accuracy"] < 1.0 and 0.0 < alone["nonshortcut_accuracy"] < 1.0
+    assert alone["audit/checked"] == 1.0 and alone["audit/wrong_target"] == 0.0
+    for rank in range(2):
+        assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == alone

@@ -23,6 +23,7 @@ from rlenv.train.recipes import RecipeConfig
         ("grpo_steps", -1),
         ("eval_items", 0),
         ("grpo_lr", 0.0),
+        ("grpo_temperature", 0.0),
         ("eval_split", "validation"),
         ("sft_near_miss", 1.5),
     ],
@@ -55,7 +56,7 @@ def test_terse_template_is_for_r1_only():
 
 
 @pytest.mark.parametrize(
-    ("cores", "expected"), [(1, (1, 1)), (2, (2, 1)), (3, (2, 1)), (8, (8, 1)), (32, (16, 2))]
+    ("cores", "expected"), [(1, (1, 1)), (2, (2, 1)), (3, (2, 1)), (8, (8, 1)), (32, (8, 4))]
 )
 def test_cpu_layout_is_one_rank_per_core_dividing_the_batches(monkeypatch, cores, expected):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
@@ -147,13 +148,19 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _ranks_of_run(run_dir) -> int:
+    """The training ranks a finished run used (its effective config's layout)."""
+    return RecipeConfig(**json.loads((run_dir / "config.json").read_text())).layout[0]
+
+
 @pytest.mark.parametrize("recipe", ["r1", pytest.param("r1zero", marks=pytest.mark.slow)])
 def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     from rlenv.train.recipes import run_recipe
 
     precision = "bf16" if recipe == "r1" else "auto"  # bf16 autocast on the CPU too
     result = run_recipe(
-        RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu", lm_precision=precision)
+        RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu", lm_precision=precision,
+                     grpo_temperature=1.1)
     )
     phases = ["base", "sft", "grpo"] if recipe == "r1" else ["base", "grpo"]
     assert list(result.rows) == phases
@@ -167,7 +174,12 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     stages = ["pretrain", "sft"] if recipe == "r1" else ["pretrain"]
     for stage in stages:  # pretraining and SFT run at lm_precision; GRPO keeps "auto"
         assert json.loads((tmp_path / stage / "config.json").read_text())["precision"] == precision
-    assert json.loads((tmp_path / "grpo" / "config.json").read_text())["precision"] == "auto"
+    grpo = json.loads((tmp_path / "grpo" / "config.json").read_text())
+    assert grpo["precision"] == "auto" and grpo["temperature"] == 1.1  # rollouts at grpo_temperature
+    if _ranks_of_run(tmp_path) > 1:  # the training ranks evaluated their own checkpoints
+        for stage in [*stages, "grpo"]:
+            saved_eval = json.loads((tmp_path / stage / "heldout.json").read_text())
+            assert saved_eval["eval_s"] > 0 and saved_eval["figures"]["greedy/n"] == 8
     first = json.loads((tmp_path / "data" / "pretrain.jsonl").read_text().splitlines()[0])["text"]
     assert "create an equation that equals" not in first  # the base never sees countdown
     # Re-evaluating the trained phases on another stream trains nothing and keeps the training costs.
