@@ -21,10 +21,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rlenv.train.traces import apply_op, parse_line
+from rlenv.train.traces import apply_op, parse_line, search_trace
 
-__all__ = ["audit_traces", "baselines", "evaluate_countdown", "format_audit", "format_table", "heldout_items",
-           "plot_curves"]
+__all__ = ["audit_traces", "baselines", "evaluate_countdown", "format_audit", "format_search", "format_table",
+           "heldout_items", "plot_curves", "search_bucket", "search_buckets"]
 
 
 def _countdown_env(split: str, env_kwargs: Mapping[str, Any]):
@@ -137,6 +137,75 @@ def audit_traces(
     return audit
 
 
+_SEARCH_BUCKETS = (("1-3", 3), ("4-7", 7), ("8-16", 16))
+_SEARCH_FALLBACK = "over 16"
+
+
+def search_bucket(nums: Sequence[int], target: int) -> str:
+    """How long the solver's own search for a problem is, the trace an r1 policy is taught to write.
+
+    Returns:
+        "1-3", "4-7" or "8-16" (lines of :func:`rlenv.train.traces.search_trace`), or "over 16" when the
+        search needs more lines than a search trace holds (SFT then writes the direct style) or finds none.
+
+    Example:
+        >>> search_bucket([49, 31, 42], 60), search_bucket([1, 2, 3], 6)
+        ('4-7', '1-3')
+    """
+    found = search_trace(nums, target)
+    if found is None:
+        return _SEARCH_FALLBACK
+    return next(name for name, top in _SEARCH_BUCKETS if len(found[0]) <= top)
+
+
+def search_buckets(items: Sequence[Mapping[str, Any]], correct: Sequence[bool]) -> dict[str, float]:
+    """Accuracy per :func:`search_bucket`: ``search/<bucket>/n`` and ``search/<bucket>/accuracy``.
+
+    Where a policy fails depends on how far down the solver's search order the solution lies: this separates
+    what more training could fix from problems the trace design leaves out ("over 16").
+
+    Example:
+        >>> search_buckets([{"nums": [1, 2, 3], "target": 6}], [True])["search/1-3/accuracy"]
+        1.0
+    """
+    if len(items) != len(correct):
+        raise ValueError(f"{len(items)} items but {len(correct)} correctness flags")
+    names = [name for name, _ in _SEARCH_BUCKETS] + [_SEARCH_FALLBACK]
+    counts, right = dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+    for item, ok in zip(items, correct, strict=True):
+        name = search_bucket(item["nums"], int(item["target"]))
+        counts[name] += 1
+        right[name] += bool(ok)
+    out: dict[str, float] = {}
+    for name in names:
+        out[f"search/{name}/n"] = float(counts[name])
+        out[f"search/{name}/accuracy"] = right[name] / max(1, counts[name])
+    return out
+
+
+def format_search(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """One line per phase: greedy accuracy per :func:`search_bucket` (problems in brackets); "" without.
+
+    Example:
+        >>> row = {"greedy/search/1-3/n": 2.0, "greedy/search/1-3/accuracy": 0.5}
+        >>> print(format_search({"sft": row}).splitlines()[1])
+        - after SFT: 1-3 lines 50% (2)
+    """
+    out = []
+    for phase, row in rows.items():
+        cells = [
+            f"{name} lines {row[f'greedy/search/{name}/accuracy']:.0%} ({row[f'greedy/search/{name}/n']:.0f})"
+            for name in [n for n, _ in _SEARCH_BUCKETS] + [_SEARCH_FALLBACK]
+            if row.get(f"greedy/search/{name}/n")
+        ]
+        if cells:
+            out.append(f"- {_PHASE_NAMES.get(phase, phase)}: {', '.join(cells)}")
+    if not out:
+        return ""
+    return ("greedy accuracy by the length of the solver's own search for the problem (problems):\n"
+            + "\n".join(out))
+
+
 def format_audit(rows: Mapping[str, Mapping[str, float]]) -> str:
     """One line per phase with its greedy trace-audit figures (see :func:`audit_traces`); "" without lines.
 
@@ -191,8 +260,8 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
 
     Returns:
         ``accuracy``, ``nonshortcut_accuracy``, ``format_rate``, ``mean_tokens``, ``tokens_per_solved``
-        (all completion tokens divided by the problems solved; inf when none), ``n``, and the
-        :func:`audit_traces` figures of the completions.
+        (all completion tokens divided by the problems solved; inf when none), ``n``, the
+        :func:`audit_traces` figures of the completions and the accuracy per :func:`search_bucket`.
 
     Example:
         >>> from rlenv.train.policy import load_policy
@@ -226,7 +295,7 @@ def evaluate_countdown(policy: Any, items: Sequence[Mapping[str, Any]], *, tempe
         "mean_tokens": sum(tokens) / n,
         "tokens_per_solved": sum(tokens) / solved if solved else float("inf"),
         "n": float(n),
-    } | audit_traces(texts, [it["target"] for it in items], correct)
+    } | audit_traces(texts, [it["target"] for it in items], correct) | search_buckets(items, correct)
 
 
 def _generate_and_score(policy: Any, batch: Sequence[Mapping[str, Any]], temperature: float,

@@ -42,6 +42,7 @@ from rlenv.train.countdown_eval import (
     baselines,
     evaluate_countdown,
     format_audit,
+    format_search,
     format_table,
     heldout_items,
     plot_curves,
@@ -56,10 +57,9 @@ _QUICK = dict(
 )
 
 _BUDGETS: dict[str, dict[str, Any]] = {  # sized for <= 20 minutes on 2 cores with the evaluation
-    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, prompts_per_step=8, num_generations=16,
-               max_new_tokens=256, template="terse"),
-    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, prompts_per_step=16,
-                   num_generations=8, max_new_tokens=160, template="compact"),
+    "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, max_new_tokens=256, template="terse"),
+    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160,
+                   template="compact"),
 }
 
 
@@ -135,12 +135,12 @@ class RecipeConfig:
     """GRPO steps, i.e. rollout batches (None: 75 for r1, 300 for r1zero)."""
     grpo_lr: float = 5e-5
     """GRPO peak learning rate (2e-4 collapsed the prototype; 3e-5 was stable, 5e-5 sharpened faster)."""
-    prompts_per_step: int | None = None
-    """GRPO prompts (groups) per step (None: 8 for r1, 16 for r1zero)."""
-    num_generations: int | None = None
-    """GRPO completions per prompt, G (None: 16 for r1, 8 for r1zero). r1's 8 x 16 against 16 x 8, from the
-    same SFT checkpoint on two validation seeds: +7.2 / +7.4 sampled and +1.8 / +1.6 greedy points against
-    +6.8 / +6.2 and -0.6 / +1.0, in about the same time (docs/recipes.md, session 9)."""
+    prompts_per_step: int = 16
+    """GRPO prompts (groups) per step."""
+    num_generations: int = 8
+    """GRPO completions per prompt (G). r1 with 8 prompts x G=16 (session 9): +0.8 sampled and +1.5 greedy
+    points over two validation seeds, -1.6 / +0.6 on the test split, and ~15 s more per GRPO phase (more
+    rows carry a gradient), so 16 x 8 stays (docs/recipes.md, session 9)."""
     temperature: float = 1.0
     """Sampling temperature of the sampled evaluation, and of GRPO rollouts unless grpo_temperature is set."""
     grpo_temperature: float | None = None
@@ -190,10 +190,9 @@ class RecipeConfig:
         if self.eval_split == "train" and self.eval_seed == self.seed:
             raise ValueError(f"RecipeConfig.eval_seed={self.eval_seed} equals seed with eval_split='train'; "
                              "pick another eval_seed so validation items are not training items")
-        prompts = self._prompts_per_step
-        if self.ranks > 1 and (self.batch_size % self.ranks or prompts % self.ranks):
+        if self.ranks > 1 and (self.batch_size % self.ranks or self.prompts_per_step % self.ranks):
             raise ValueError(f"RecipeConfig.ranks={self.ranks} must divide batch_size={self.batch_size} and "
-                             f"prompts_per_step={prompts} (each rank takes an equal share)")
+                             f"prompts_per_step={self.prompts_per_step} (each rank takes an equal share)")
         near_miss = self.sft_near_miss or 0.0
         if not 0.0 <= near_miss <= 1.0 or (near_miss and self.trace_style != "search"):
             raise ValueError(f"RecipeConfig.sft_near_miss={self.sft_near_miss} must be in [0, 1], and 0 "
@@ -222,12 +221,8 @@ class RecipeConfig:
                                  "stages under torchrun (docs/training.md)")
             return 1, cores
         ranks = self.ranks or max(r for r in range(1, cores + 1)
-                                  if self.batch_size % r == 0 and self._prompts_per_step % r == 0)
+                                  if self.batch_size % r == 0 and self.prompts_per_step % r == 0)
         return ranks, max(1, cores // ranks)
-
-    @property
-    def _prompts_per_step(self) -> int:
-        return self.prompts_per_step or _BUDGETS[self.recipe]["prompts_per_step"]
 
     @property
     def env_kwargs(self) -> dict[str, Any]:
@@ -509,8 +504,8 @@ def _finite(value: Any) -> Any:
 
 def _report(config: RecipeConfig, result: RecipeResult, suffix: str = "") -> None:
     table = format_table(result.rows, result.baselines)
-    audit = format_audit(result.rows)
-    table += f"\n\n{audit}" if audit else ""
+    for extra in (format_audit(result.rows), format_search(result.rows)):
+        table += f"\n\n{extra}" if extra else ""
     title = (f"{config.recipe} on countdown ({config.num_numbers} numbers), {config.eval_items} held-out "
              f"problems (split={config.eval_split}, seed={config.eval_seed})")
     if not config.eval_only:

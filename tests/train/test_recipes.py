@@ -56,7 +56,7 @@ def test_terse_template_is_for_r1_only():
 
 
 @pytest.mark.parametrize(
-    ("cores", "expected"), [(1, (1, 1)), (2, (2, 1)), (3, (2, 1)), (8, (8, 1)), (32, (8, 4))]
+    ("cores", "expected"), [(1, (1, 1)), (2, (2, 1)), (3, (2, 1)), (8, (8, 1)), (32, (16, 2))]
 )
 def test_cpu_layout_is_one_rank_per_core_dividing_the_batches(monkeypatch, cores, expected):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)

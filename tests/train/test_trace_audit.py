@@ -77,3 +77,29 @@ def test_solved_with_a_wrong_ok_line_is_counted():
         audit_traces([lucky], [95], solved=[True, False])
     row = {f"greedy/{k}": v for k, v in audit.items()}
     assert "solved with a wrong ok line 50%" in format_audit({"grpo": row})
+
+
+def test_problems_are_bucketed_by_the_length_of_the_solvers_search():
+    from rlenv.train.countdown_eval import search_bucket, search_buckets
+
+    assert search_bucket([2, 2, 14], 10) == "1-3"  # 3 lines: the first pair's sum reaches it
+    assert search_bucket([2, 17, 5], 10) == "4-7"  # 7 lines
+    assert search_bucket([2, 14, 2], 10) == "8-16"  # 8 lines
+    assert search_bucket([2, 2, 23], 50) == "8-16"  # 16 lines, the most a trace holds
+    assert search_bucket([2, 2, 2], 10) == "over 16"  # no solution within 16 lines
+    items = [{"nums": n, "target": t} for n, t in [([2, 2, 14], 10), ([2, 17, 5], 10), ([2, 8, 5], 50)]]
+    figures = search_buckets(items, [True, False, True])
+    assert figures["search/1-3/n"] == 1 and figures["search/1-3/accuracy"] == 1.0
+    assert figures["search/4-7/n"] == 2 and figures["search/4-7/accuracy"] == 0.5
+    assert figures["search/over 16/n"] == 0 and figures["search/over 16/accuracy"] == 0.0
+    with pytest.raises(ValueError, match="2 items but 1"):
+        search_buckets(items[:2], [True])
+
+
+def test_search_report_lists_the_buckets_each_phase_has():
+    from rlenv.train.countdown_eval import format_search, search_buckets
+
+    items = [{"nums": [2, 2, 14], "target": 10}, {"nums": [2, 2, 2], "target": 10}]
+    rows = {"sft": {f"greedy/{k}": v for k, v in search_buckets(items, [True, False]).items()}}
+    assert format_search(rows).splitlines()[1] == "- after SFT: 1-3 lines 100% (1), over 16 lines 0% (1)"
+    assert format_search({"base": {"greedy/accuracy": 0.0}}) == ""
