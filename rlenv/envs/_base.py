@@ -94,13 +94,16 @@ def observation_space_for(template: str, max_chars: int) -> spaces.Space:
     return UnicodeText(max_chars)
 
 
-def default_reward(accuracy: Callable[..., Any], weights: Mapping[str, float] | None = None) -> Any:
+def default_reward(accuracy: Callable[..., Any], weights: Mapping[str, float] | None = None,
+                   gates: Mapping[str, str] | None = None) -> Any:
     """``rewards.combine`` of ``accuracy`` and ``think_format`` (0.9 / 0.1: a correct, well-formatted answer
-    scores exactly 1.0, as in TinyZero's 1.0 / 0.1 scheme rescaled)."""
+    scores exactly 1.0, as in TinyZero's 1.0 / 0.1 scheme rescaled); ``gates`` as in ``rewards.combine``,
+    e.g. ``{"format": "accuracy"}``: the format counts only on a right answer."""
     import rewards
 
     weights = dict(weights) if weights is not None else {"accuracy": 0.9, "format": 0.1}
-    return rewards.combine({"accuracy": accuracy, "format": rewards.think_format}, weights=weights)
+    return rewards.combine({"accuracy": accuracy, "format": rewards.think_format}, weights=weights,
+                           gates=gates)
 
 
 def score(reward: Callable[..., Any], completion: str, prompt: Any, columns: Mapping[str, Any]
@@ -133,7 +136,8 @@ class ReasoningEnv(gym.Env):
 
     def __init__(self, *, split: str = "train", difficulty: int = 2, template: str = "r1zero",
                  reward: Callable[..., Any] | None = None, reward_weights: Mapping[str, float] | None = None,
-                 max_prompt_chars: int = 1 << 16, max_completion_chars: int = MAX_COMPLETION_CHARS,
+                 reward_gates: Mapping[str, str] | None = None, max_prompt_chars: int = 1 << 16,
+                 max_completion_chars: int = MAX_COMPLETION_CHARS,
                  render_mode: str | None = None) -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split={split!r} must be 'train' or 'test'")
@@ -144,11 +148,21 @@ class ReasoningEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r} must be None or one of {modes}")
         if reward is not None and not callable(reward):
             raise TypeError(f"reward must be a callable (rewards contract), got {type(reward).__name__}")
+        if reward is not None and (reward_weights is not None or reward_gates is not None):
+            raise ValueError("reward_weights / reward_gates configure the default reward; with reward= "
+                             "given, compose it yourself (rewards.combine)")
+        if reward_gates is not None:
+            names = {"accuracy", "format"}
+            if not isinstance(reward_gates, Mapping) or not all(
+                k in names and v in names and k != v for k, v in reward_gates.items()
+            ):
+                raise ValueError(f"reward_gates={reward_gates!r} must map a default component ('accuracy', "
+                                 "'format') to the other, e.g. {'format': 'accuracy'}")
         self.split, self.template, self.render_mode = split, template, render_mode
         self.observation_space = observation_space_for(template, max_prompt_chars)
         self.action_space = UnicodeText(max_completion_chars)
         self.set_difficulty(difficulty)
-        self._reward, self._reward_weights = reward, reward_weights
+        self._reward, self._reward_weights, self._reward_gates = reward, reward_weights, reward_gates
         self._data_seed: int | None = None
         self._next_index = 0
         self._row: dict[str, Any] | None = None
@@ -166,8 +180,9 @@ class ReasoningEnv(gym.Env):
         """The template placeholders of a row, formatted as text."""
         raise NotImplementedError
 
-    def make_default_reward(self, weights: Mapping[str, float] | None) -> Callable[..., Any]:
-        """The default reward (accuracy + format)."""
+    def make_default_reward(self, weights: Mapping[str, float] | None,
+                            gates: Mapping[str, str] | None = None) -> Callable[..., Any]:
+        """The default reward (accuracy + format; see :func:`default_reward`)."""
         raise NotImplementedError  # pragma: no cover
 
     def set_difficulty(self, level: int) -> None:
@@ -183,7 +198,7 @@ class ReasoningEnv(gym.Env):
         """The reward scoring a step: ``reward=`` if given, else the default (built on first use, so envs
         that only produce prompts, e.g. for export, never load a reward)."""
         if self._reward is None:
-            self._reward = self.make_default_reward(self._reward_weights)
+            self._reward = self.make_default_reward(self._reward_weights, self._reward_gates)
         return self._reward
 
     def render_prompt(self, row: Mapping[str, Any]) -> Any:

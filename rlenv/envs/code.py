@@ -43,7 +43,8 @@ class CodeEnv(ReasoningEnv):
     ## Reward
     By default ``0.9 * code_accuracy + 0.1 * think_format`` (code accuracy is the reward's default mode);
     ``reward=`` accepts any rewards-contract callable (e.g. ``rewards.make_code_reward(mode="binary")``),
-    ``reward_weights=`` reweights the default. ``info["rewards"]`` holds each component.
+    ``reward_weights=`` reweights the default, ``reward_gates=`` gates one default component on the other
+    (e.g. ``{"format": "accuracy"}``). ``info["rewards"]`` holds each component.
 
     ## Episode End
     Terminates after one step. Step before reset (or after the end) raises ``gymnasium.error.ResetNeeded``.
@@ -51,8 +52,8 @@ class CodeEnv(ReasoningEnv):
     ## Arguments
     ``source`` ("procedural", "humaneval", "mbpp"), ``data`` (path, ``datasets.Dataset`` or list of dicts;
     required for file sources), ``kinds`` (procedural subset of list/string/number), ``shuffle``, ``split``,
-    ``difficulty`` (1-5), ``template``, ``reward``, ``reward_weights``, ``max_prompt_chars``,
-    ``max_completion_chars``, ``render_mode``.
+    ``difficulty`` (1-5), ``template``, ``reward``, ``reward_weights``, ``reward_gates``,
+    ``max_prompt_chars``, ``max_completion_chars``, ``render_mode``.
 
     ## Version History
     * v0: initial version (templates in ``rlenv/templates/code-v0.json``).
@@ -77,10 +78,11 @@ class CodeEnv(ReasoningEnv):
                                                         shuffle=shuffle)
         super().__init__(**kwargs)
 
-    def make_default_reward(self, weights: Mapping[str, float] | None) -> Callable[..., Any]:
+    def make_default_reward(self, weights: Mapping[str, float] | None,
+                            gates: Mapping[str, str] | None = None) -> Callable[..., Any]:
         import rewards
 
-        return default_reward(rewards.code_accuracy, weights)
+        return default_reward(rewards.code_accuracy, weights, gates)
 
     def make_row(self, index: int, seed: int) -> dict[str, Any]:
         if self.table is not None:

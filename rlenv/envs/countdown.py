@@ -40,7 +40,9 @@ class CountdownEnv(ReasoningEnv):
     ## Reward
     By default ``0.9 * countdown_accuracy + 0.1 * think_format`` (a correct, well-formatted answer scores
     1.0); ``reward=`` accepts any callable honouring the rewards contract (e.g. ``rewards.combine(...)``),
-    ``reward_weights=`` reweights the default components. ``info["rewards"]`` holds each component.
+    ``reward_weights=`` reweights the default components and ``reward_gates={"format": "accuracy"}`` counts
+    the format only on a right answer (then a wrong but tidy answer scores no more than a search cut off at
+    the length limit). ``info["rewards"]`` holds each component.
 
     ## Episode End
     Terminates after one step. Step before reset (or after the end) raises ``gymnasium.error.ResetNeeded``.
@@ -49,7 +51,7 @@ class CountdownEnv(ReasoningEnv):
     ``split`` ("train"/"test", disjoint streams), ``difficulty`` (1-5, see
     ``CountdownConfig.for_difficulty``), ``config`` (a full ``CountdownConfig``, overrides difficulty),
     ``template`` ("r1zero", "tinyzero", "chat", "compact", "terse"), ``reward``, ``reward_weights``,
-    ``max_prompt_chars``, ``max_completion_chars``, ``render_mode`` (None or "ansi").
+    ``reward_gates``, ``max_prompt_chars``, ``max_completion_chars``, ``render_mode`` (None or "ansi").
 
     ## Version History
     * v0: initial version (templates in ``rlenv/templates/countdown-v0.json``).
@@ -72,10 +74,11 @@ class CountdownEnv(ReasoningEnv):
         base = CountdownConfig.for_difficulty(self.difficulty)
         self.config = base if self._fixed_config is None else replace(self._fixed_config)
 
-    def make_default_reward(self, weights: Mapping[str, float] | None) -> Callable[..., Any]:
+    def make_default_reward(self, weights: Mapping[str, float] | None,
+                            gates: Mapping[str, str] | None = None) -> Callable[..., Any]:
         import rewards
 
-        return default_reward(rewards.countdown_accuracy, weights)
+        return default_reward(rewards.countdown_accuracy, weights, gates)
 
     def make_row(self, index: int, seed: int) -> dict[str, Any]:
         return generate_item(index, seed=seed, split=self.split, config=self.config)

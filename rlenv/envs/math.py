@@ -40,7 +40,8 @@ class MathEnv(ReasoningEnv):
 
     ## Reward
     By default ``0.9 * math_accuracy + 0.1 * think_format`` (1.0 for a correct, well-formatted answer);
-    ``reward=`` accepts any rewards-contract callable, ``reward_weights=`` reweights the default.
+    ``reward=`` accepts any rewards-contract callable, ``reward_weights=`` reweights the default,
+    ``reward_gates=`` gates one default component on the other (e.g. ``{"format": "accuracy"}``).
     ``info["rewards"]`` holds each component.
 
     ## Episode End
@@ -50,8 +51,8 @@ class MathEnv(ReasoningEnv):
     ``source`` ("procedural", "gsm8k", "math", "jsonl"), ``data`` (path, ``datasets.Dataset`` or list of
     dicts; required for file sources), ``column_map`` (jsonl: ``{"problem": ..., "answer": ...}``),
     ``families`` (procedural subset of arithmetic/fractions/linear/word), ``shuffle`` (file sources),
-    ``split``, ``difficulty`` (1-5), ``template``, ``reward``, ``reward_weights``, ``max_prompt_chars``,
-    ``max_completion_chars``, ``render_mode``.
+    ``split``, ``difficulty`` (1-5), ``template``, ``reward``, ``reward_weights``, ``reward_gates``,
+    ``max_prompt_chars``, ``max_completion_chars``, ``render_mode``.
 
     ## Version History
     * v0: initial version (templates in ``rlenv/templates/math-v0.json``).
@@ -81,10 +82,11 @@ class MathEnv(ReasoningEnv):
             self.table = RowTable(rows, f"math/{source}", shuffle=shuffle)
         super().__init__(**kwargs)
 
-    def make_default_reward(self, weights: Mapping[str, float] | None) -> Callable[..., Any]:
+    def make_default_reward(self, weights: Mapping[str, float] | None,
+                            gates: Mapping[str, str] | None = None) -> Callable[..., Any]:
         import rewards
 
-        return default_reward(rewards.math_accuracy, weights)
+        return default_reward(rewards.math_accuracy, weights, gates)
 
     def make_row(self, index: int, seed: int) -> dict[str, Any]:
         if self.table is not None:

@@ -82,6 +82,49 @@ def test_stepping_with_a_correct_equation_gives_reward_one():
         assert step_info["rewards"] == {"accuracy": 1.0, "format": 1.0}
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, {"right, tidy": 1.0, "right, no tags": 0.9, "wrong, tidy": 0.1, "cut off": 0.0}),
+        ({"reward_gates": {"format": "accuracy"}},
+         {"right, tidy": 1.0, "right, no tags": 0.9, "wrong, tidy": 0.0, "cut off": 0.0}),
+        ({"reward_weights": {"accuracy": 1.0, "format": 0.5}},
+         {"right, tidy": 1.5, "right, no tags": 1.0, "wrong, tidy": 0.5, "cut off": 0.0}),
+    ],
+)
+def test_default_reward_weights_and_gates(kwargs, expected):
+    env = gym.make("rlenv/Countdown-v0", template="terse", **kwargs)
+    _, info = env.reset(seed=0, options={"index": 0})
+    right, wrong = info["solution"], "+".join(map(str, info["nums"]))
+    assert rewards.countdown_accuracy([f"<answer>{wrong}</answer>"], nums=[info["nums"]],
+                                      target=[info["target"]]) == [0.0]
+    completions = {
+        "right, tidy": f"<think>\nx\n</think>\n<answer>{right}</answer>",
+        "right, no tags": f"<answer>{right}</answer>",
+        "wrong, tidy": f"<think>\nx\n</think>\n<answer>{wrong}</answer>",
+        "cut off": "<think>\n1+2=3\n4+5=",
+    }
+    scores = {}
+    for name, text in completions.items():
+        env.reset(seed=0, options={"index": 0})
+        scores[name] = pytest.approx(env.step(text)[1])
+    assert scores == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"reward_gates": {"format": "format"}}, "reward_gates"),
+        ({"reward_gates": {"format": "length"}}, "reward_gates"),
+        ({"reward": rewards.countdown_accuracy, "reward_gates": {"format": "accuracy"}}, "compose it"),
+        ({"reward": rewards.countdown_accuracy, "reward_weights": {"format": 0.0}}, "compose it"),
+    ],
+)
+def test_bad_default_reward_options_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gym.make("rlenv/Countdown-v0", **kwargs)
+
+
 def test_tinyzero_template_prefills_think_and_is_scored_prefill_aware():
     env = gym.make("rlenv/Countdown-v0", template="tinyzero")
     obs, info = env.reset(seed=0)

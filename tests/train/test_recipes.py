@@ -55,6 +55,14 @@ def test_terse_template_is_for_r1_only():
         RecipeConfig(recipe="r1zero", template="terse")
 
 
+def test_r1_gates_the_format_reward_on_the_answer_and_r1zero_does_not():
+    gated = {"format": "accuracy"}
+    assert RecipeConfig().env_kwargs["reward_gates"] == gated and RecipeConfig().effective.gate_format
+    assert "reward_gates" not in RecipeConfig(gate_format=False).env_kwargs
+    assert "reward_gates" not in RecipeConfig(recipe="r1zero").env_kwargs
+    assert RecipeConfig(recipe="r1zero", gate_format=True).env_kwargs["reward_gates"] == gated
+
+
 @pytest.mark.parametrize(
     ("cores", "expected"), [(1, (1, 1)), (2, (2, 1)), (3, (2, 1)), (8, (8, 1)), (32, (16, 2))]
 )
@@ -176,6 +184,8 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
         assert json.loads((tmp_path / stage / "config.json").read_text())["precision"] == precision
     grpo = json.loads((tmp_path / "grpo" / "config.json").read_text())
     assert grpo["precision"] == "auto" and grpo["temperature"] == 1.1  # rollouts at grpo_temperature
+    gates = json.loads(grpo["env_kwargs"]).get("reward_gates")
+    assert gates == ({"format": "accuracy"} if recipe == "r1" else None)  # r1's GRPO reward gates the format
     if _ranks_of_run(tmp_path) > 1:  # the training ranks evaluated their own checkpoints
         for stage in [*stages, "grpo"]:
             saved_eval = json.loads((tmp_path / stage / "heldout.json").read_text())
