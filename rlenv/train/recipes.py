@@ -445,6 +445,8 @@ def run_recipe(config: RecipeConfig) -> RecipeResult:
     if config.recipe == "r1" and config.sft_steps > 0:
         phases.append(("sft", _sft))
     phases.append(("grpo", _grpo))
+    if previous is not None:  # the phases that run trained (e.g. no SFT when it started from a checkpoint)
+        phases = [(phase, fn) for phase, fn in phases if phase in previous["checkpoints"]]
     policy = f"hf:{config.hf_model}" if config.hf_model else config.policy
     rows: dict[str, dict[str, float]] = {}
     checkpoints: dict[str, str] = {}

@@ -85,6 +85,19 @@ def test_evaluation_only_reuses_the_framing_the_run_was_trained_on(tmp_path):
     assert _trained_framing(RecipeConfig(run_dir=str(tmp_path))).effective.template == "terse"
 
 
+def test_evaluation_only_follows_the_phases_the_run_trained(tmp_path, one_thread):
+    # A run started from a checkpoint with --sft-steps 0 has no SFT phase; re-evaluating it must not ask
+    # for one because the re-evaluating command line left --sft-steps out.
+    from rlenv.train.recipes import run_recipe
+
+    costs = {"wall_s": 1.0, "cpu_s": 2.0}
+    previous = {"checkpoints": {"base": "tiny", "grpo": "tiny"}, "rows": {"base": costs, "grpo": costs}}
+    (tmp_path / "results.json").write_text(json.dumps(previous))
+    result = run_recipe(RecipeConfig(quick=True, run_dir=str(tmp_path), device="cpu", eval_only=True,
+                                     eval_split="train", eval_seed=5))
+    assert list(result.rows) == ["base", "grpo"] and result.rows["grpo"]["wall_s"] == 1.0
+
+
 def test_train_split_evaluation_needs_its_own_seed():
     with pytest.raises(ValueError, match="eval_seed"):
         RecipeConfig(eval_split="train", eval_seed=0, seed=0)
