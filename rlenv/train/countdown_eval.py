@@ -139,6 +139,7 @@ def audit_traces(
 
 _SEARCH_BUCKETS = (("1-3", 3), ("4-7", 7), ("8-16", 16))
 _SEARCH_FALLBACK = "over 16"
+_SEARCH_NAMES = (*(name for name, _ in _SEARCH_BUCKETS), _SEARCH_FALLBACK)
 
 
 def search_bucket(nums: Sequence[int], target: int) -> str:
@@ -170,14 +171,13 @@ def search_buckets(items: Sequence[Mapping[str, Any]], correct: Sequence[bool]) 
     """
     if len(items) != len(correct):
         raise ValueError(f"{len(items)} items but {len(correct)} correctness flags")
-    names = [name for name, _ in _SEARCH_BUCKETS] + [_SEARCH_FALLBACK]
-    counts, right = dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+    counts, right = dict.fromkeys(_SEARCH_NAMES, 0), dict.fromkeys(_SEARCH_NAMES, 0)
     for item, ok in zip(items, correct, strict=True):
         name = search_bucket(item["nums"], int(item["target"]))
         counts[name] += 1
         right[name] += bool(ok)
     out: dict[str, float] = {}
-    for name in names:
+    for name in _SEARCH_NAMES:
         out[f"search/{name}/n"] = float(counts[name])
         out[f"search/{name}/accuracy"] = right[name] / max(1, counts[name])
     return out
@@ -195,7 +195,7 @@ def format_search(rows: Mapping[str, Mapping[str, float]]) -> str:
     for phase, row in rows.items():
         cells = [
             f"{name} lines {row[f'greedy/search/{name}/accuracy']:.0%} ({row[f'greedy/search/{name}/n']:.0f})"
-            for name in [n for n, _ in _SEARCH_BUCKETS] + [_SEARCH_FALLBACK]
+            for name in _SEARCH_NAMES
             if row.get(f"greedy/search/{name}/n")
         ]
         if cells:
