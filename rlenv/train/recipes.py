@@ -59,7 +59,7 @@ _QUICK = dict(
 _BUDGETS: dict[str, dict[str, Any]] = {  # sized for <= 20 minutes on 2 cores with the evaluation
     "r1": dict(pretrain_steps=300, pretrain_docs=6000, grpo_steps=75, max_new_tokens=256, template="terse",
                gate_format=True),
-    "r1zero": dict(pretrain_steps=3000, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160,
+    "r1zero": dict(pretrain_steps=2400, pretrain_docs=40000, grpo_steps=300, max_new_tokens=160,
                    template="compact", gate_format=False),
 }
 
@@ -95,7 +95,7 @@ class RecipeConfig:
     num_numbers: int = 3
     """Numbers per countdown problem (3-6); other generator settings are the environment's defaults."""
     pretrain_steps: int | None = None
-    """Pretraining optimiser steps (None: the recipe's budget, 300 for r1, 3,000 for r1zero); 0 uses `policy`
+    """Pretraining optimiser steps (None: the recipe's budget, 300 for r1, 2,400 for r1zero); 0 uses `policy`
     (e.g. an earlier run's checkpoint) as the base."""
     pretrain_docs: int | None = None
     """Generated pretraining documents (None: 6,000 for r1, 40,000 for r1zero)."""
