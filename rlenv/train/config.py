@@ -149,6 +149,10 @@ class GRPOConfig(OptimConfig):
     """Gymnasium id of the environment giving prompts and rewards."""
     env_kwargs: str = "{}"
     """JSON object of keyword arguments for gymnasium.make (e.g. '{"template": "r1zero"}')."""
+    prompt_filter: str = ""
+    """"module:function" deciding from an item's reset info whether GRPO trains on it; prompt i is then the
+    i-th accepted item of the stream ("" = every item; evaluation never filters). E.g.
+    "rlenv.train.countdown_eval:search_fits_trace"."""
     prompts_per_step: int = 4
     """Prompts (groups) per step across all ranks; the batch holds prompts_per_step * num_generations rows."""
     num_generations: int = 4
@@ -225,6 +229,10 @@ class GRPOConfig(OptimConfig):
         check_range(self, "overlong_penalty", 0.0)
         check_range(self, "aux_loss_coef", 0.0)
         parse_env_kwargs(self.env_kwargs)
+        module, _, name = self.prompt_filter.partition(":")
+        if self.prompt_filter and not (module and name):
+            raise ValueError(f"GRPOConfig.prompt_filter={self.prompt_filter!r} must be 'module:function' "
+                             "or '' (every item)")
 
 
 @dataclass(frozen=True, kw_only=True)

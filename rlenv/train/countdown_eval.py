@@ -24,7 +24,7 @@ from typing import Any
 from rlenv.train.traces import apply_op, parse_line, search_trace
 
 __all__ = ["audit_traces", "baselines", "evaluate_countdown", "format_audit", "format_search", "format_table",
-           "heldout_items", "plot_curves", "search_bucket", "search_buckets"]
+           "heldout_items", "plot_curves", "search_bucket", "search_buckets", "search_fits_trace"]
 
 
 def _countdown_env(split: str, env_kwargs: Mapping[str, Any]):
@@ -157,6 +157,22 @@ def search_bucket(nums: Sequence[int], target: int) -> str:
     if found is None:
         return _SEARCH_FALLBACK
     return next(name for name, top in _SEARCH_BUCKETS if len(found[0]) <= top)
+
+
+def search_fits_trace(info: Mapping[str, Any]) -> bool:
+    """Whether the solver's own search for a countdown item fits in a search trace (at most 16 lines).
+
+    A GRPO prompt filter (``GRPOConfig.prompt_filter``): the r1 policy never solves the other items (SFT
+    shows it the direct style for them), so their groups carry no gradient and their rollouts run to the
+    length cap.
+
+    Example:
+        >>> search_fits_trace({"nums": [49, 31, 42], "target": 60})
+        True
+        >>> search_fits_trace({"nums": [1, 2], "target": 7})  # no solution at all
+        False
+    """
+    return search_trace(info["nums"], int(info["target"])) is not None
 
 
 def search_buckets(items: Sequence[Mapping[str, Any]], correct: Sequence[bool]) -> dict[str, float]:

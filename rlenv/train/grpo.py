@@ -121,7 +121,7 @@ def train(config: GRPOConfig) -> StageResult:
         1
     """
     run = start_run(config, total_updates=config.steps * config.num_iterations)
-    env = make_env(config.env_id, config.env_kwargs, config.seed)
+    env = make_env(config.env_id, config.env_kwargs, config.seed, config.prompt_filter)
     ref = run.policy.frozen_copy() if config.beta > 0 else None
     if ref is not None and run.resumed_from is not None:
         # The reference is the *initial* policy, not the resumed weights.

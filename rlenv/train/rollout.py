@@ -6,6 +6,10 @@ Key idea: the environment is the data set and the judge. ``env.reset(options={"i
 that raises (a dead reward worker, a crashed sandbox) turns that completion's reward into NaN -- left out of
 its group's baseline, advantage 0, counted in ``rollout/reward_failures`` -- and training goes on.
 
+With a ``prompt_filter`` (:class:`FilteredItems`) prompt ``i`` is the ``i``-th item of the stream the filter
+accepts, e.g. only countdown problems whose solver search fits in a search trace; every rank computes the same
+mapping, so indices keep naming the same item everywhere.
+
 With dynamic sampling (DAPO) a step keeps drawing rounds of fresh prompts until it holds
 ``prompts_per_step`` informative groups or ``max_sampling_rounds`` is reached. Under data parallelism each
 rank samples its slice of every round's prompts and the ranks agree on the number of rounds, so the data
@@ -17,12 +21,15 @@ rollouts overlapping training.
 
 from __future__ import annotations
 
+import importlib
 import math
+import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
 import torch
 
 from rlenv.train.config import GRPOConfig, parse_env_kwargs
@@ -30,18 +37,69 @@ from rlenv.train.distributed import DistInfo, reduce_max
 from rlenv.train.policy import Policy, Rollouts, SamplingParams
 from rlenv.train.sampling import generation_seed, informative_groups, soft_overlong_penalty, truncation_mask
 
-__all__ = ["RolloutBatch", "collect_batch", "make_env", "prompt_text", "sample_groups", "score_completions"]
+__all__ = ["FilteredItems", "RolloutBatch", "collect_batch", "make_env", "prompt_text", "sample_groups",
+           "score_completions"]
 
 
-def make_env(env_id: str, env_kwargs: str | dict[str, Any], seed: int) -> Any:
+class FilteredItems(gym.Wrapper):
+    """Serves as item ``i`` the ``i``-th item of the wrapped stream that ``keep(info)`` accepts.
+
+    ``reset`` keeps the wrapped environment's contract in accepted items: ``options={"index": i}`` replays
+    accepted item ``i``, a plain ``reset()`` moves to the next accepted item, a new ``seed`` starts a new
+    stream at its first accepted item; ``step`` scores the item reset last. Accepted indices are found by
+    scanning the stream in order, once.
+
+    Example:
+        >>> env = make_env("rlenv/Countdown-v0", {}, seed=0)
+        >>> even = FilteredItems(env, lambda info: info["target"] % 2 == 0)
+        >>> all(even.reset(options={"index": i})[1]["target"] % 2 == 0 for i in range(5))
+        True
+    """
+
+    def __init__(self, env: gym.Env, keep: Callable[[Mapping[str, Any]], bool]) -> None:
+        super().__init__(env)
+        self.keep = keep
+        self._accepted: list[int] = []  # stream index of accepted item i
+        self._scanned, self._next = 0, 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        if seed is not None:
+            self.env.reset(seed=seed)
+            self._accepted, self._scanned, self._next = [], 0, 0
+        options = dict(options or {})
+        index = options.get("index", self._next)
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or index < 0:
+            raise ValueError(f"options['index']={index!r} must be a non-negative int")
+        while len(self._accepted) <= index:
+            _, info = self.env.reset(options={**options, "index": self._scanned})
+            if self.keep(info):
+                self._accepted.append(self._scanned)
+            self._scanned += 1
+        index = int(index)
+        observation, info = self.env.reset(options={**options, "index": self._accepted[index]})
+        self._next = index + 1
+        return observation, {**info, "index": index, "stream_index": self._accepted[index]}
+
+
+def _resolve(spec: str) -> Callable[..., Any]:
+    """The function a ``"module:function"`` string names."""
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"prompt_filter={spec!r}: cannot import {name!r} from {module!r} ({err})") from err
+
+
+def make_env(env_id: str, env_kwargs: str | dict[str, Any], seed: int, prompt_filter: str = "") -> Any:
     """``gymnasium.make`` of an rlenv (or any ``module:Id``) environment with JSON/dict kwargs, reset once
-    with ``seed`` so that ``options={"index": i}`` names the same item in every process."""
-    import gymnasium as gym
-
+    with ``seed`` so that ``options={"index": i}`` names the same item in every process; with a
+    ``prompt_filter`` ("module:function" of an item's info) wrapped in :class:`FilteredItems`."""
     import rlenv  # noqa: F401 - registers the rlenv/* ids
 
     kwargs = parse_env_kwargs(env_kwargs) if isinstance(env_kwargs, str) else dict(env_kwargs)
     env = gym.make(env_id, disable_env_checker=True, **kwargs)
+    if prompt_filter:
+        env = FilteredItems(env, _resolve(prompt_filter))
     env.reset(seed=seed)
     return env
 
