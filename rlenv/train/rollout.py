@@ -47,7 +47,8 @@ class FilteredItems(gym.Wrapper):
     ``reset`` keeps the wrapped environment's contract in accepted items: ``options={"index": i}`` replays
     accepted item ``i``, a plain ``reset()`` moves to the next accepted item, a new ``seed`` starts a new
     stream at its first accepted item; ``step`` scores the item reset last. Accepted indices are found by
-    scanning the stream in order, once.
+    scanning the stream in order, once; a filter that rejects ``max_scan`` items in a row is a ``ValueError``
+    (it would otherwise scan forever).
 
     Example:
         >>> env = make_env("rlenv/Countdown-v0", {}, seed=0)
@@ -56,9 +57,11 @@ class FilteredItems(gym.Wrapper):
         True
     """
 
-    def __init__(self, env: gym.Env, keep: Callable[[Mapping[str, Any]], bool]) -> None:
+    def __init__(
+        self, env: gym.Env, keep: Callable[[Mapping[str, Any]], bool], max_scan: int = 10_000
+    ) -> None:
         super().__init__(env)
-        self.keep = keep
+        self.keep, self.max_scan = keep, max_scan
         self._accepted: list[int] = []  # stream index of accepted item i
         self._scanned, self._next = 0, 0
 
@@ -74,6 +77,9 @@ class FilteredItems(gym.Wrapper):
             _, info = self.env.reset(options={**options, "index": self._scanned})
             if self.keep(info):
                 self._accepted.append(self._scanned)
+            elif self._scanned - (self._accepted[-1] if self._accepted else -1) >= self.max_scan:
+                raise ValueError(f"the prompt filter {self.keep!r} rejected {self.max_scan} items in a row "
+                                 f"(stream items up to {self._scanned}); it accepts (almost) nothing")
             self._scanned += 1
         index = int(index)
         observation, info = self.env.reset(options={**options, "index": self._accepted[index]})

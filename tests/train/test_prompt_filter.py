@@ -53,6 +53,12 @@ def test_a_bad_index_is_a_value_error(index):
         env.reset(options={"index": index})
 
 
+def test_a_filter_that_accepts_nothing_fails_instead_of_scanning_forever():
+    env = FilteredItems(make_env("rlenv/Countdown-v0", {}, seed=0), lambda info: False, max_scan=50)
+    with pytest.raises(ValueError, match="rejected 50 items in a row"):
+        env.reset(options={"index": 0})
+
+
 def test_a_bad_filter_is_named():
     with pytest.raises(ValueError, match="module:function"):
         GRPOConfig(prompt_filter="search_fits_trace")
