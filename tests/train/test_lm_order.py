@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from rlenv.train.lm import _GROUP_WINDOW, example_order, grouped_order
+from rlenv.train.lm import _GROUP_WINDOW, deal_by_length, example_order, grouped_order
 
 LENGTHS = [random.Random(i).randint(20, 300) for i in range(200)]
 
@@ -115,3 +115,28 @@ def test_a_step_in_length_passes_has_the_gradient_of_one_padded_pass(tmp_path, m
     assert len(one) == len(passes) > 0
     for a, b in zip(one, passes, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_deal_by_length_gives_every_rank_the_same_count_and_about_the_same_tokens(world: int) -> None:
+    rng = random.Random(world)
+    for _ in range(50):
+        lengths = [rng.randint(20, 300) for _ in range(8 * world)]
+        ranks = deal_by_length(lengths, world)
+        assert sorted(j for rows in ranks for j in rows) == list(range(len(lengths)))
+        assert all(len(rows) == 8 for rows in ranks)
+        assert all([lengths[j] for j in rows] == sorted(lengths[j] for j in rows) for rows in ranks)
+        tokens = [sum(lengths[j] for j in rows) for rows in ranks]
+        # a snake over sorted rows: ranks differ by at most the longest row
+        assert max(tokens) - min(tokens) <= max(lengths)
+        if world == 2:  # round-robin would give rank 1 the longer row of every pair
+            pairs = sorted(lengths)
+            round_robin = sum(pairs[1::2]) - sum(pairs[0::2])
+            assert abs(tokens[1] - tokens[0]) <= round_robin
+
+
+def test_deal_by_length_rejects_an_uneven_deal() -> None:
+    with pytest.raises(ValueError, match="evenly"):
+        deal_by_length([1, 2, 3], 2)
+    with pytest.raises(ValueError, match="evenly"):
+        deal_by_length([1, 2], 0)
