@@ -217,10 +217,11 @@ def countdown_sft_rows(
             10 of the target that is not it (``49+30=79 vs 80 no``): items without one are skipped once the
             others fill their share. About a fifth of the natural stream has one; SFT on it teaches ``no``
             for a near miss from few examples, and ``ok`` for a near miss is what ends most failed searches
-            (docs/recipes.md, session 6). 0 keeps items ``0..n-1`` as they come.
+            (docs/recipes-history.md, session 6). 0 keeps items ``0..n-1`` as they come.
         prune: Search style: leave out the final products of two operands >= 10 that overshoot the target
             (``search_trace(prune=True)``): about 11% fewer trace characters with 3 numbers and targets up
-            to 100, lines the policy gets wrong anyway; in r1 it cost accuracy (docs/recipes.md, session 8).
+            to 100, lines the policy gets wrong anyway; in r1 it cost accuracy (docs/recipes-history.md,
+            session 8).
 
     Returns:
         Rows with ``prompt``, ``completion`` and the reward columns ``nums`` and ``target``; items the

@@ -8,8 +8,8 @@ one Markdown table and the phases' learning curves one PNG.
 
 A *trace audit* says where the step-by-step thinking goes wrong (:func:`audit_traces`): the share of wrong
 ``a op b=c`` lines per operation, of wrong ``ok`` / ``no`` verdicts and of miscopied targets. Two runs with
-the same accuracy can fail for different reasons (sessions 3-5 of docs/recipes.md: subtractions in one,
-verdicts on near misses in another); the audit tells which skill a budget change should buy.
+the same accuracy can fail for different reasons (sessions 3-5 of docs/recipes-history.md: subtractions in
+one, verdicts on near misses in another); the audit tells which skill a budget change should buy.
 
 Left out on purpose: pass@k over several samples per problem (``rlenv eval`` computes it for any env).
 """

@@ -110,7 +110,7 @@ class RecipeConfig:
     """Pretraining and SFT batch size."""
     sft_steps: int = 3600
     """Cold-start SFT optimiser steps (r1 only; 0 skips SFT). 3,400 saved 45 s but ended 11-17 points lower
-    in greedy accuracy on two validation seeds, 3-8 points after GRPO (docs/recipes.md, session 8)."""
+    in greedy accuracy on two validation seeds, 3-8 points after GRPO (docs/recipes-history.md, session 8)."""
     sft_rows: int = 20000
     """Solver-written SFT rows (r1 only)."""
     sft_near_miss: float | None = None
@@ -118,12 +118,12 @@ class RecipeConfig:
     stream; 0 = the stream as it comes; None: 0.6 with search traces, 0 with direct ones). Near misses make
     the policy compare instead of saying ``ok`` for anything close: with the compact prompt 0.6 raised greedy
     accuracy after GRPO on seeds 1 / 0 / 3 from 50.2 / 69.4 / 70.6% to 72.2 / 65.6 / 74.4%
-    (docs/recipes.md, sessions 6-7)."""
+    (docs/recipes-history.md, sessions 6-7)."""
     sft_prune: bool = False
     """Leave the hopeless final products (``31*20=620 vs 60 no``: two operands >= 10 overshooting the target)
     out of the search traces: ~11% fewer trace characters (SFT steps no faster), but on two validation seeds
-    4.6 points less greedy accuracy after SFT (more wrong verdicts) and ~2 after GRPO (docs/recipes.md,
-    session 8)."""
+    4.6 points less greedy accuracy after SFT (more wrong verdicts) and ~2 after GRPO
+    (docs/recipes-history.md, session 8)."""
     sft_lr: float = 2e-3
     """SFT peak learning rate (2e-3 reached a lower loss than 1e-3 and 4e-3 at every step to 1,500)."""
     sft_max_len: int = 384
@@ -134,7 +134,7 @@ class RecipeConfig:
     """Forward precision of pretraining and SFT ("auto": bf16 autocast on a bf16-capable GPU, else fp32).
     GRPO always runs at "auto" (its importance ratios compare training and rollout log-probs). On the
     2-core CPU, r1 with "bf16" was no faster end to end and its accuracy within run-to-run noise of fp32's
-    (docs/recipes.md), so the default stays fp32 there."""
+    (docs/recipes-history.md, session 4), so the default stays fp32 there."""
     grpo_steps: int | None = None
     """GRPO steps, i.e. rollout batches (None: 75 for r1, 300 for r1zero)."""
     grpo_lr: float = 5e-5
@@ -144,7 +144,7 @@ class RecipeConfig:
     num_generations: int = 8
     """GRPO completions per prompt (G). r1 with 8 prompts x G=16 (session 9): +0.8 sampled and +1.5 greedy
     points over two validation seeds, -1.6 / +0.6 on the test split, and ~15 s more per GRPO phase (more
-    rows carry a gradient), so 16 x 8 stays (docs/recipes.md, session 9)."""
+    rows carry a gradient), so 16 x 8 stays (docs/recipes-history.md, session 9)."""
     temperature: float = 1.0
     """Sampling temperature of the sampled evaluation, and of GRPO rollouts unless grpo_temperature is set."""
     grpo_temperature: float | None = None
@@ -154,12 +154,12 @@ class RecipeConfig:
     so a wrong but tidy answer earns no more than a search cut off at the length limit (None: True for r1;
     False for r1zero, whose base learns the format from that reward). Ungated, r1's GRPO learnt to end
     searches early with a wrong `ok`; gated, it ended higher on each of four validation seeds (2,000
-    problems: +1.3 greedy, +1.5 sampled points on average; docs/recipes.md, session 9)."""
+    problems: +1.3 greedy, +1.5 sampled points on average; docs/recipes-history.md, session 9)."""
     grpo_skip_long_searches: bool | None = None
     """GRPO leaves out the problems whose solver search needs more than a search trace's 16 lines (SFT shows
     the direct style for them and the r1 policy never solves them: ~6% of problems, rollouts that run to the
     length cap and groups without a gradient); the evaluation keeps every problem (None: True for r1,
-    False for r1zero, whose pure RL sees the task as it comes; docs/recipes.md, session 11)."""
+    False for r1zero, whose pure RL sees the task as it comes; docs/recipes-history.md, session 11)."""
     max_new_tokens: int | None = None
     """Completion length cap (tokens) for GRPO and evaluation (None: 256 for r1, whose search traces restate
     the target on every checked line, 98.6% of them fit; 160 for r1zero)."""
