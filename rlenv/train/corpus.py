@@ -28,8 +28,9 @@ countdown under another name).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
-from typing import Literal, get_args
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, get_args
 
 from rlenv.train.traces import (
     OPS,
@@ -43,7 +44,7 @@ from rlenv.train.traces import (
 )
 
 __all__ = ["CorpusName", "countdown_completion", "countdown_sft_rows", "has_near_miss", "make_corpus",
-           "sibling_rows"]
+           "search_length", "sibling_rows"]
 
 CorpusName = Literal["arithmetic", "siblings", "countdown_sft"]
 
@@ -202,6 +203,7 @@ def countdown_sft_rows(
     failed_fraction: float = 0.25,
     env_kwargs: dict | None = None,
     near_miss: float = 0.0,
+    keep_lengths: bool = False,
     prune: bool = False,
 ) -> list[dict]:
     """Solver-written countdown solutions for cold-start SFT, from the environment's train split.
@@ -218,6 +220,12 @@ def countdown_sft_rows(
             others fill their share. About a fifth of the natural stream has one; SFT on it teaches ``no``
             for a near miss from few examples, and ``ok`` for a near miss is what ends most failed searches
             (docs/recipes-history.md, session 6). 0 keeps items ``0..n-1`` as they come.
+        keep_lengths: With ``near_miss``: keep the search lengths of items ``0..n-1`` (how many values are
+            checked before the ``ok``) and take the near misses within each length, from the first ``5 * n``
+            items, so ``near_miss`` is each length's share as far as those items hold one (a search that ends
+            at its first check has none). Without it the near misses lengthen the searches: the ``ok`` sits
+            at the second check in ~18% of the rows against ~29% of the stream, and a policy may learn the
+            verdict from the position.
         prune: Search style: leave out the final products of two operands >= 10 that overshoot the target
             (``search_trace(prune=True)``): about 11% fewer trace characters with 3 numbers and targets up
             to 100, lines the policy gets wrong anyway; in r1 it cost accuracy (docs/recipes-history.md,
@@ -229,7 +237,8 @@ def countdown_sft_rows(
 
     Raises:
         ValueError: On a bad ``n``, ``seed``, ``style``, ``failed_fraction``, ``near_miss`` or ``prune`` (both
-            need the search style), or when 100 items per row do not hold enough near misses.
+            need the search style), ``keep_lengths`` without ``near_miss``, or when 100 items per row do not
+            hold enough near misses.
 
     Example:
         >>> rows = countdown_sft_rows(2, seed=0)
@@ -245,30 +254,74 @@ def countdown_sft_rows(
         raise ValueError(f"near_miss={near_miss!r} must be in [0, 1], and 0 unless style='search'")
     if prune and style != "search":
         raise ValueError("prune=True needs style='search' (direct traces search nothing)")
+    if keep_lengths and not near_miss:
+        raise ValueError("keep_lengths=True needs near_miss > 0 (without it the stream keeps its lengths)")
     env = _countdown_env("train", template, **(env_kwargs or {}))
     rng = _rng("countdown_sft", seed)
-    rows: list[dict] = []
-    others = n - round(near_miss * n)  # rows allowed without a near miss
-    items = range(n) if not near_miss else range(100 * n)
-    for index in items:
-        if len(rows) == n:
-            break
+    trace = dict(style=style, failed_fraction=failed_fraction, prune=prune)
+    try:
+        if keep_lengths:
+            return _near_misses_by_length(_solved(env, seed, 5 * n, rng, trace), n, near_miss)
+        rows: list[dict] = []
+        others = n - round(near_miss * n)  # rows allowed without a near miss
+        stop = n if not near_miss else 100 * n
+        for row in _solved(env, seed, stop, rng, trace):
+            if len(rows) == n:
+                break
+            if near_miss and not has_near_miss(row["completion"], row["target"]):
+                if others == 0:
+                    continue
+                others -= 1
+            rows.append(row)
+    finally:
+        env.close()
+    if near_miss and len(rows) < n:
+        raise ValueError(f"only {len(rows)} of {n} rows in {stop} items with near_miss={near_miss}")
+    return rows
+
+
+def _solved(env: Any, seed: int, stop: int, rng: random.Random, trace: dict[str, Any]) -> Iterator[dict]:
+    """The SFT rows of the train-split items ``0..stop-1`` that the solver solves, in order."""
+    for index in range(stop):
         prompt, info = env.reset(seed=seed, options={"index": index})
         nums, target = [int(v) for v in info["nums"]], int(info["target"])
-        completion = countdown_completion(
-            nums, target, rng, style=style, failed_fraction=failed_fraction, prompt=prompt, prune=prune
-        )
-        if completion is None:
-            continue
-        if near_miss and not has_near_miss(completion, target):
-            if others == 0:
-                continue
-            others -= 1
-        rows.append({"prompt": prompt, "completion": completion, "nums": nums, "target": target})
-    env.close()
-    if near_miss and len(rows) < n:
-        raise ValueError(f"only {len(rows)} of {n} rows in {len(items)} items with near_miss={near_miss}")
-    return rows
+        completion = countdown_completion(nums, target, rng, prompt=prompt, **trace)
+        if completion is not None:
+            yield {"prompt": prompt, "completion": completion, "nums": nums, "target": target}
+
+
+def _near_misses_by_length(stream: Iterator[dict], n: int, near_miss: float) -> list[dict]:
+    """``n`` rows with the search lengths of the stream's first ``n``; near misses first within a length."""
+    pool = list(stream)
+    lengths = [search_length(row["completion"]) for row in pool]
+    quota = Counter(lengths[:n])
+    misses: dict[int, list[int]] = {length: [] for length in quota}
+    plain: dict[int, list[int]] = {length: [] for length in quota}
+    for index, (row, length) in enumerate(zip(pool, lengths, strict=True)):
+        if length in quota:
+            (misses if has_near_miss(row["completion"], row["target"]) else plain)[length].append(index)
+    chosen: list[int] = []
+    for length, count in quota.items():  # each length holds >= count items: its share of the first n
+        wanted = min(round(near_miss * count), len(misses[length]))
+        kept = plain[length][: count - wanted]
+        chosen += kept + misses[length][: count - len(kept)]
+    return [pool[index] for index in sorted(chosen)]
+
+
+def search_length(completion: str) -> int:
+    """How many values a search trace checks up to and including its ``ok`` (all checks when none is ``ok``).
+
+    Example:
+        >>> search_length("<think>\\n49+30=79 vs 80 no\\n49+31=80 vs 80 ok\\n</think>")
+        2
+    """
+    checks = 0
+    for parsed in filter(None, map(parse_line, completion.splitlines())):
+        if parsed[5] is not None:
+            checks += 1
+            if parsed[5] == "ok":
+                break
+    return checks
 
 
 def has_near_miss(completion: str, target: int, within: int = 10) -> bool:

@@ -53,7 +53,7 @@ __all__ = ["RecipeConfig", "RecipeResult", "run_recipe"]
 _QUICK = dict(
     policy="tiny", pretrain_steps=4, pretrain_docs=64, sft_steps=4, sft_rows=32, grpo_steps=2,
     prompts_per_step=2, num_generations=2, eval_items=8, max_new_tokens=24, seq_len=96, batch_size=4,
-    sft_max_len=128, trace_style="direct", sft_near_miss=0.0,
+    sft_max_len=128, trace_style="direct", sft_near_miss=0.0, sft_keep_lengths=False,
 )
 
 _BUDGETS: dict[str, dict[str, Any]] = {  # sized for <= 20 minutes on 2 cores with the evaluation
@@ -119,6 +119,10 @@ class RecipeConfig:
     the policy compare instead of saying ``ok`` for anything close: with the compact prompt 0.6 raised greedy
     accuracy after GRPO on seeds 1 / 0 / 3 from 50.2 / 69.4 / 70.6% to 72.2 / 65.6 / 74.4%
     (docs/recipes-history.md, sessions 6-7)."""
+    sft_keep_lengths: bool = False
+    """Take the near misses within each search length, keeping the stream's lengths (``keep_lengths`` of
+    :func:`rlenv.train.corpus.countdown_sft_rows`); otherwise they lengthen the searches, and the ``ok`` sits
+    at the second check in ~18% of the rows against ~29% of the stream."""
     sft_prune: bool = False
     """Leave the hopeless final products (``31*20=620 vs 60 no``: two operands >= 10 overshooting the target)
     out of the search traces: ~11% fewer trace characters (SFT steps no faster), but on two validation seeds
@@ -212,6 +216,9 @@ class RecipeConfig:
         if not 0.0 <= near_miss <= 1.0 or (near_miss and self.trace_style != "search"):
             raise ValueError(f"RecipeConfig.sft_near_miss={self.sft_near_miss} must be in [0, 1], and 0 "
                              "unless trace_style='search' (direct traces check nothing)")
+        if self.sft_keep_lengths and (self.trace_style != "search" or self.sft_near_miss == 0):
+            raise ValueError("RecipeConfig.sft_keep_lengths=True needs trace_style='search' and "
+                             f"sft_near_miss > 0 (got {self.trace_style!r}, {self.sft_near_miss})")
         if self.sft_prune and self.trace_style != "search":
             raise ValueError("RecipeConfig.sft_prune=True needs trace_style='search' (direct traces search "
                              "nothing)")
@@ -408,7 +415,8 @@ def _sft(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, Any]]) 
     kwargs = config.env_kwargs
     rows = countdown_sft_rows(config.sft_rows, config.seed, template=kwargs["template"],
                               style=config.trace_style, env_kwargs={"config": kwargs["config"]},
-                              near_miss=config.sft_near_miss, prune=config.sft_prune)
+                              near_miss=config.sft_near_miss, prune=config.sft_prune,
+                              keep_lengths=config.sft_keep_lengths)
     path = _write_jsonl(os.path.join(config.run_dir, "data", "sft.jsonl"), rows)
     stage = SFTConfig(**_common(config, "sft"), precision=config.lm_precision, policy=policy, data=path,
                       num_rows=len(rows), steps=config.sft_steps, lr=config.sft_lr,

@@ -6,6 +6,7 @@ import ast
 import operator
 import random
 import re
+from collections import Counter
 from fractions import Fraction
 
 import pytest
@@ -205,6 +206,34 @@ def test_countdown_sft_rows_near_miss_share():
             corpus.countdown_sft_rows(2, seed=0, near_miss=bad)
     with pytest.raises(ValueError, match="search"):
         corpus.countdown_sft_rows(2, seed=0, style="direct", near_miss=0.5)
+
+
+def test_countdown_sft_rows_keep_lengths_takes_near_misses_within_each_length():
+    def lengths(rows):
+        return Counter(corpus.search_length(r["completion"]) for r in rows)
+
+    def near(row):
+        return corpus.has_near_miss(row["completion"], row["target"])
+
+    plain = corpus.countdown_sft_rows(300, seed=3)
+    kept = corpus.countdown_sft_rows(300, seed=3, near_miss=0.8, keep_lengths=True)
+    rich = corpus.countdown_sft_rows(300, seed=3, near_miss=0.8)
+    assert lengths(kept) == lengths(plain) != lengths(rich)  # without keep_lengths the searches lengthen
+    assert sum(map(near, plain)) < sum(map(near, kept)) < sum(map(near, rich))
+    stream = corpus.countdown_sft_rows(1500, seed=3)  # the pool: 5 * n items, in order
+    assert all(row in stream for row in kept)
+    assert [stream.index(row) for row in kept] == sorted(stream.index(row) for row in kept)
+    for length, count in lengths(plain).items():  # near misses first, each kind a prefix of the pool's
+        same = [r for r in stream if corpus.search_length(r["completion"]) == length]
+        misses, others = [r for r in same if near(r)], [r for r in same if not near(r)]
+        got = [r for r in kept if corpus.search_length(r["completion"]) == length]
+        taken = sum(map(near, got))
+        assert len(got) == count and taken == max(min(round(0.8 * count), len(misses)), count - len(others))
+        assert [r for r in got if near(r)] == misses[:taken]
+        assert [r for r in got if not near(r)] == others[: count - taken]
+    assert corpus.search_length("<think>\n1+2=3 [3 4]\n3+4=7 vs 9 no\n3*4=12 vs 9 no\n</think>") == 2
+    with pytest.raises(ValueError, match="keep_lengths"):
+        corpus.countdown_sft_rows(2, seed=0, keep_lengths=True)
 
 
 def test_search_trace_follows_the_solver_and_is_bounded():

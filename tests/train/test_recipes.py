@@ -43,6 +43,11 @@ def test_near_miss_needs_search_traces_and_quick_drops_it():
 
 def test_pruned_traces_need_search_traces():
     assert RecipeConfig().effective.sft_prune is False
+    assert RecipeConfig(sft_keep_lengths=True).effective.sft_keep_lengths is True
+    for bad in (dict(sft_near_miss=0.0), dict(trace_style="direct")):
+        with pytest.raises(ValueError, match="sft_keep_lengths"):
+            RecipeConfig(sft_keep_lengths=True, **bad)
+    assert RecipeConfig(sft_keep_lengths=True, quick=True).effective.sft_keep_lengths is False
     assert RecipeConfig(sft_prune=True).effective.sft_prune is True
     with pytest.raises(ValueError, match="sft_prune"):
         RecipeConfig(sft_prune=True, trace_style="direct")
