@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from rlenv.train.config import OptimConfig, StageResult
-from rlenv.train.distributed import all_reduce_grads, reduce_max, reduce_sum
+from rlenv.train.distributed import all_reduce_grads
 from rlenv.train.optim import optimizer_step
 from rlenv.train.policy import Packed, split_by_length
 from rlenv.train.runner import Run, start_run
@@ -155,16 +155,16 @@ def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
         step = example_order(len(data), run.state.data_position, per_rank * world, config.seed)
         order = [step[j] for j in deal_by_length([len(data[i].ids) for i in step], world)[rank]]
     elif lengths is None:
-        order = example_order(len(data), run.state.data_position, per_rank, config.seed)
+        step = order = example_order(len(data), run.state.data_position, per_rank, config.seed)
     else:
-        start = run.state.data_position + rank * per_rank
-        order = grouped_order(lengths, start, per_rank, config.seed, per_rank * world, batch_size)
+        count = per_rank * world
+        step = grouped_order(lengths, run.state.data_position, count, config.seed, count, batch_size)
+        order = step[rank * per_rank : (rank + 1) * per_rank]
     run.state.data_position += per_rank * world
     micro = [order[i : i + batch_size] for i in range(0, per_rank, batch_size)]
-    total_tokens = sum(sum(data[i].mask[1:]) for i in order)
-    # The loss is the mean over the whole step's tokens: each rank divides by the global count, and
-    # all_reduce_grads averages, hence the factor world (1 on one rank: the plain mean).
-    step_tokens = float(reduce_sum(torch.tensor(float(total_tokens)))) if world > 1 else total_tokens
+    # The loss is the mean over the whole step's tokens (every rank knows the step's rows): each rank
+    # divides by the step's count, and all_reduce_grads averages, hence the factor world.
+    step_tokens = sum(sum(data[i].mask[1:]) for i in step)
     finite, loss_sum = True, 0.0
     passes = [
         [rows[j] for j in part]
@@ -183,10 +183,8 @@ def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
             continue
         loss.backward()
         loss_sum += float(loss.detach()) / world
-    all_reduce_grads(run.policy.module.parameters())
-    if world > 1:
-        loss_sum = float(reduce_sum(torch.tensor(loss_sum)))
-    ok = float(reduce_max(torch.tensor(0.0 if finite else 1.0))) == 0.0
+    sums = all_reduce_grads(run.policy.module.parameters(), sums=(loss_sum, float(not finite)))
+    loss_sum, ok = sums[0], sums[1] == 0.0
     result = optimizer_step(
         run.policy.module, run.optimizer, run.scheduler, config.max_grad_norm, loss_finite=ok
     )

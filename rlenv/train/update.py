@@ -160,8 +160,7 @@ def grpo_update(
             finite &= _micro_step(policy, batch, rows_, advantages, weights, ref_lp, old_lp, config,
                                   num_items, len(micros), dist, stats, autocast)
         zero_missing_grads(policy.module.parameters())  # untouched parameters step as on any DDP rank
-        all_reduce_grads(policy.module.parameters())
-        all_finite = float(reduce_max(torch.tensor(0.0 if finite else 1.0))) == 0.0
+        all_finite = all_reduce_grads(policy.module.parameters(), sums=(float(not finite),))[0] == 0.0
         result = optimizer_step(
             policy.module, optimizer, scheduler, config.max_grad_norm, loss_finite=all_finite
         )

@@ -12,12 +12,18 @@ from rlenv.train.distributed import run_local_ranks
 
 
 def _report(directory: str) -> None:
-    from rlenv.train.distributed import init_distributed, reduce_sum
+    from rlenv.train.distributed import all_reduce_grads, init_distributed, reduce_sum
 
     info = init_distributed("cpu")
     total = float(reduce_sum(torch.tensor(float(info.rank + 1))))
+    report = {"world": info.world_size, "threads": torch.get_num_threads(), "sum": total}
+    for dtype in (torch.float32, torch.bfloat16):  # the sums ride with float32 grads, apart with bf16 ones
+        weight = torch.nn.Parameter(torch.zeros(3, dtype=dtype))
+        weight.grad = torch.full((3,), float(info.rank + 1), dtype=dtype)
+        sums = all_reduce_grads([weight], sums=(info.rank + 0.25, float(info.rank == 1)))
+        report[str(dtype)] = {"grad": weight.grad.float().tolist(), "sums": sums}
     with open(os.path.join(directory, f"rank{info.rank}.json"), "w") as f:
-        json.dump({"world": info.world_size, "threads": torch.get_num_threads(), "sum": total}, f)
+        json.dump(report, f)
 
 
 def _fail_on_rank_one(directory: str) -> None:
@@ -32,7 +38,18 @@ def _fail_on_rank_one(directory: str) -> None:
 def test_ranks_form_one_group_with_their_threads(tmp_path):
     run_local_ranks(_report, str(tmp_path), 2, threads=1)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert reports == [{"world": 2, "threads": 1, "sum": 3.0}] * 2
+    reduced = {"grad": [1.5] * 3, "sums": [1.5, 1.0]}  # gradients averaged, the sums summed
+    expected = {"world": 2, "threads": 1, "sum": 3.0, "torch.float32": reduced, "torch.bfloat16": reduced}
+    assert reports == [expected] * 2
+
+
+def test_all_reduce_grads_outside_a_group_returns_the_sums_as_they_are():
+    from rlenv.train.distributed import all_reduce_grads
+
+    weight = torch.nn.Parameter(torch.zeros(2))
+    weight.grad = torch.ones(2)
+    assert all_reduce_grads([weight], sums=(2.5, 0)) == [2.5, 0.0] and weight.grad.tolist() == [1.0, 1.0]
+    assert all_reduce_grads([weight]) == []
 
 
 def test_a_failing_rank_stops_the_others_and_raises(tmp_path):
