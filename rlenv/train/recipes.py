@@ -119,6 +119,9 @@ class RecipeConfig:
     the policy compare instead of saying ``ok`` for anything close: with the compact prompt 0.6 raised greedy
     accuracy after GRPO on seeds 1 / 0 / 3 from 50.2 / 69.4 / 70.6% to 72.2 / 65.6 / 74.4%
     (docs/recipes-history.md, sessions 6-7)."""
+    sft_arithmetic_docs: int = 0
+    """Generic arithmetic documents (the pretraining stream continued, no prompt, every token learnt) mixed
+    into the SFT rows (r1 only): arithmetic practice without the prompt's tokens."""
     sft_keep_lengths: bool = False
     """Take the near misses within each search length, keeping the stream's lengths (``keep_lengths`` of
     :func:`rlenv.train.corpus.countdown_sft_rows`); otherwise they lengthen the searches, and the ``ok`` sits
@@ -190,7 +193,8 @@ class RecipeConfig:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)!r} is not one of {values}")
         if not 3 <= self.num_numbers <= 6:
             raise ValueError(f"RecipeConfig.num_numbers={self.num_numbers} must be in [3, 6]")
-        for name in ("pretrain_steps", "sft_steps", "grpo_steps", "seed", "eval_seed", "ranks"):
+        for name in ("pretrain_steps", "sft_steps", "grpo_steps", "seed", "eval_seed", "ranks",
+                     "sft_arithmetic_docs"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 0")
         for name in ("pretrain_docs", "sft_rows", "sft_max_len", "seq_len", "batch_size", "prompts_per_step",
@@ -409,7 +413,7 @@ def _pretrain(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, An
 
 def _sft(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, Any]]) -> _Trained:
     from rlenv.train.config import SFTConfig
-    from rlenv.train.corpus import countdown_sft_rows
+    from rlenv.train.corpus import countdown_sft_rows, make_corpus
     from rlenv.train.sft import sft
 
     kwargs = config.env_kwargs
@@ -417,6 +421,9 @@ def _sft(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, Any]]) 
                               style=config.trace_style, env_kwargs={"config": kwargs["config"]},
                               near_miss=config.sft_near_miss, prune=config.sft_prune,
                               keep_lengths=config.sft_keep_lengths)
+    if config.sft_arithmetic_docs:  # the pretraining stream continued: no document is seen twice
+        docs = make_corpus("arithmetic", config.pretrain_docs + config.sft_arithmetic_docs, config.seed)
+        rows += [{"prompt": "", "completion": doc} for doc in docs[config.pretrain_docs :]]
     path = _write_jsonl(os.path.join(config.run_dir, "data", "sft.jsonl"), rows)
     stage = SFTConfig(**_common(config, "sft"), precision=config.lm_precision, policy=policy, data=path,
                       num_rows=len(rows), steps=config.sft_steps, lr=config.sft_lr,

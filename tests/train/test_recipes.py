@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from rlenv.train.corpus import make_corpus
 from rlenv.train.countdown_eval import baselines, format_table, heldout_items
 from rlenv.train.recipes import RecipeConfig
 
@@ -26,6 +27,7 @@ from rlenv.train.recipes import RecipeConfig
         ("grpo_temperature", 0.0),
         ("eval_split", "validation"),
         ("sft_near_miss", 1.5),
+        ("sft_arithmetic_docs", -1),
     ],
 )
 def test_config_rejects_bad_values(field, value):
@@ -186,7 +188,7 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     precision = "bf16" if recipe == "r1" else "auto"  # bf16 autocast on the CPU too
     result = run_recipe(
         RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu", lm_precision=precision,
-                     grpo_temperature=1.1)
+                     grpo_temperature=1.1, sft_arithmetic_docs=3)
     )
     phases = ["base", "sft", "grpo"] if recipe == "r1" else ["base", "grpo"]
     assert list(result.rows) == phases
@@ -210,6 +212,11 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
             assert saved_eval["eval_s"] > 0 and saved_eval["figures"]["greedy/n"] == 8
     first = json.loads((tmp_path / "data" / "pretrain.jsonl").read_text().splitlines()[0])["text"]
     assert "create an equation that equals" not in first  # the base never sees countdown
+    if recipe == "r1":  # SFT mixes in the pretraining stream's next documents, without a prompt
+        rows = [json.loads(line) for line in (tmp_path / "data" / "sft.jsonl").read_text().splitlines()]
+        pretrained = [json.loads(line)["text"] for line in (tmp_path / "data" / "pretrain.jsonl").open()]
+        docs = make_corpus("arithmetic", len(pretrained) + 3, seed=0)
+        assert pretrained == docs[:-3] and rows[-3:] == [{"prompt": "", "completion": d} for d in docs[-3:]]
     # Re-evaluating the trained phases on another stream trains nothing and keeps the training costs.
     again = run_recipe(RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu",
                                     eval_only=True, eval_split="train", eval_seed=5))
