@@ -84,18 +84,19 @@ def all_reduce_grads(parameters: Iterable[torch.nn.Parameter], sums: Sequence[fl
     ``sums`` (a step's loss, a flag) ride in the same all-reduce, which saves a round trip per scalar
     all-reduce each step, and come back summed over ranks (as they are on one rank).
     """
+    values = [float(v) for v in sums]
     if not _active():
-        return [float(v) for v in sums]
+        return values
     params = zero_missing_grads(parameters)
     dtype = params[0].grad.dtype if params else torch.float32
     ride = dtype in (torch.float32, torch.float64)  # lower precisions would round the sums
-    extra = torch.tensor([float(v) for v in sums] if ride else [], dtype=dtype)  # (S,) or (0,)
+    extra = torch.tensor(values if ride else [], dtype=dtype)  # (S,) or (0,)
     flat = torch.cat([p.grad.reshape(-1) for p in params] + [extra])  # (P + S,)
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     if ride:
         total = flat[flat.numel() - extra.numel() :].tolist()
     else:
-        total = reduce_sum(torch.tensor([float(v) for v in sums], dtype=torch.float64)).tolist()
+        total = reduce_sum(torch.tensor(values, dtype=torch.float64)).tolist()
     flat /= dist.get_world_size()
     offset = 0
     for p in params:
