@@ -138,6 +138,8 @@ class RecipeConfig:
     (docs/recipes-history.md, session 8)."""
     sft_lr: float = 2e-3
     """SFT peak learning rate (2e-3 reached a lower loss than 1e-3 and 4e-3 at every step to 1,500)."""
+    sft_weight_decay: float = 0.0
+    """SFT AdamW decoupled weight decay (not on norms, biases and embeddings)."""
     sft_max_len: int = 384
     """Prompt + completion tokens kept per SFT row (at most the model's max_seq_len)."""
     trace_style: Literal["search", "direct"] = "search"
@@ -199,7 +201,7 @@ class RecipeConfig:
         if not 3 <= self.num_numbers <= 6:
             raise ValueError(f"RecipeConfig.num_numbers={self.num_numbers} must be in [3, 6]")
         for name in ("pretrain_steps", "sft_steps", "grpo_steps", "seed", "eval_seed", "ranks",
-                     "sft_arithmetic_docs"):
+                     "sft_arithmetic_docs", "sft_weight_decay"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"RecipeConfig.{name}={getattr(self, name)} must be >= 0")
         for name in ("pretrain_docs", "sft_rows", "sft_max_len", "seq_len", "batch_size", "prompts_per_step",
@@ -432,6 +434,7 @@ def _sft(config: RecipeConfig, policy: str, items: Sequence[Mapping[str, Any]]) 
     path = _write_jsonl(os.path.join(config.run_dir, "data", "sft.jsonl"), rows)
     stage = SFTConfig(**_common(config, "sft"), precision=config.lm_precision, policy=policy, data=path,
                       num_rows=len(rows), steps=config.sft_steps, lr=config.sft_lr,
+                      weight_decay=config.sft_weight_decay,
                       batch_size=config.batch_size // config.layout[0], max_len=config.sft_max_len,
                       warmup_steps=min(20, config.sft_steps // 10))
     return _launch(config, sft, stage, items, "sft")
