@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
         env_kwargs=json.dumps(recipe.env_kwargs), num_prompts=num_prompts, samples_per_prompt=4,
         max_new_tokens=recipe.max_new_tokens, temperature=1.0, max_per_prompt=1,
         accept_threshold=args.accept_threshold,
-        steps=4 if args.quick else recipe.sft_steps, lr=recipe.sft_lr, batch_size=recipe.batch_size,
+        steps=4 if args.quick else recipe.sft_steps, lr=recipe.sft_lr, weight_decay=recipe.sft_weight_decay,
+        batch_size=recipe.batch_size,
         max_len=recipe.sft_max_len, seed=args.seed, device=recipe.device, progress=not args.quick,
     ))
 

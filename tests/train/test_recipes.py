@@ -28,6 +28,7 @@ from rlenv.train.recipes import RecipeConfig
         ("eval_split", "validation"),
         ("sft_near_miss", 1.5),
         ("sft_arithmetic_docs", -1),
+        ("sft_weight_decay", -0.1),
     ],
 )
 def test_config_rejects_bad_values(field, value):
@@ -53,6 +54,12 @@ def test_pruned_traces_need_search_traces():
     assert RecipeConfig(sft_prune=True).effective.sft_prune is True
     with pytest.raises(ValueError, match="sft_prune"):
         RecipeConfig(sft_prune=True, trace_style="direct")
+
+
+def test_sft_weight_decay_defaults_to_one_for_the_bundled_policy_only():
+    assert RecipeConfig().effective.sft_weight_decay == 1.0
+    assert RecipeConfig(hf_model="/models/base").effective.sft_weight_decay == 0.0  # pretrained weights
+    assert RecipeConfig(sft_weight_decay=0.0).effective.sft_weight_decay == 0.0  # session 12's default
 
 
 def test_terse_template_is_for_r1_only():
@@ -188,7 +195,7 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     precision = "bf16" if recipe == "r1" else "auto"  # bf16 autocast on the CPU too
     result = run_recipe(
         RecipeConfig(recipe=recipe, quick=True, run_dir=str(tmp_path), device="cpu", lm_precision=precision,
-                     grpo_temperature=1.1, sft_arithmetic_docs=3)
+                     grpo_temperature=1.1, sft_arithmetic_docs=3, sft_weight_decay=0.5)
     )
     phases = ["base", "sft", "grpo"] if recipe == "r1" else ["base", "grpo"]
     assert list(result.rows) == phases
@@ -202,6 +209,8 @@ def test_quick_recipe_runs_end_to_end(tmp_path, recipe, one_thread):
     stages = ["pretrain", "sft"] if recipe == "r1" else ["pretrain"]
     for stage in stages:  # pretraining and SFT run at lm_precision; GRPO keeps "auto"
         assert json.loads((tmp_path / stage / "config.json").read_text())["precision"] == precision
+    if recipe == "r1":
+        assert json.loads((tmp_path / "sft" / "config.json").read_text())["weight_decay"] == 0.5
     grpo = json.loads((tmp_path / "grpo" / "config.json").read_text())
     assert grpo["precision"] == "auto" and grpo["temperature"] == 1.1  # rollouts at grpo_temperature
     gates = json.loads(grpo["env_kwargs"]).get("reward_gates")
