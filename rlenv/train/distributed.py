@@ -16,6 +16,7 @@ the backward pass.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -177,7 +178,8 @@ def run_local_ranks(fn: Callable[[Any], object], arg: Any, world_size: int, *, t
     context = mp.get_context("spawn")  # fresh interpreters: no forked torch thread pools or locks
     port = _free_port()
     procs = [
-        context.Process(target=_rank_main, args=(fn, arg, rank, world_size, port, threads), daemon=True)
+        context.Process(target=_rank_main, args=(fn, arg, rank, world_size, port, threads, os.getpid()),
+                        daemon=True)
         for rank in range(world_size)
     ]
     try:
@@ -210,7 +212,8 @@ def _free_port() -> int:
 
 
 def _rank_main(fn: Callable[[Any], object], arg: Any, rank: int, world_size: int, port: int,
-               threads: int) -> None:
+               threads: int, launcher: int) -> None:
+    _die_with(launcher)
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS=str(threads),
@@ -220,6 +223,24 @@ def _rank_main(fn: Callable[[Any], object], arg: Any, rank: int, world_size: int
         fn(arg)
     finally:
         destroy()
+
+
+def _die_with(launcher: int) -> None:
+    """Has the kernel send this rank SIGTERM when its launcher dies (Linux), even by SIGKILL or an OOM kill.
+
+    Daemonic processes are stopped only when their parent exits normally: without this, ranks whose
+    ``rlenv run`` was killed went on training (and holding both cores) with no one to read their results.
+    Elsewhere this is a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != launcher:  # the launcher died before the request took effect
+        os._exit(1)
 
 
 def barrier() -> None:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -33,6 +38,47 @@ def _fail_on_rank_one(directory: str) -> None:
         raise SystemExit(3)
     init_distributed("cpu")  # waits for rank 1, which never comes: the launcher must stop this rank
     barrier()
+
+
+def _write_pid_and_wait(directory: str) -> None:
+    with open(os.path.join(directory, f"rank{os.environ['RANK']}.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(120)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_ranks_die_with_a_killed_launcher(tmp_path):
+    code = ("import sys; from rlenv.train.distributed import run_local_ranks; "
+            "from tests.train.test_local_ranks import _write_pid_and_wait; "
+            "run_local_ranks(_write_pid_and_wait, sys.argv[1], 2)")
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    launcher = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=root, env=env)
+    pids: list[int] = []
+    try:
+        paths = [tmp_path / f"rank{r}.pid" for r in range(2)]
+        deadline = time.monotonic() + 60
+        while not all(p.exists() and p.read_text() for p in paths) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pids = [int(p.read_text()) for p in paths]
+        launcher.kill()  # SIGKILL: no finally clause runs in the launcher
+        launcher.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        launcher.kill()
+        for pid in filter(_alive, pids):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_ranks_form_one_group_with_their_threads(tmp_path):
