@@ -120,28 +120,6 @@ def test_optimizer_step_skips_nonfinite_gradients():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_build_optimizer_is_fused_on_cpu_and_steps_like_the_default():
-    from rlenv.train.config import OptimConfig
-
-    torch.manual_seed(0)
-    models = [torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)) for _ in range(2)]
-    models[1].load_state_dict(models[0].state_dict())
-    config = OptimConfig(lr=0.01, weight_decay=0.5)
-    fused = build_optimizer(models[0], config)
-    assert fused.defaults["fused"] is True
-    plain = build_optimizer(models[1], config).param_groups
-    groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in plain]
-    default = torch.optim.AdamW(groups, lr=0.01, betas=(config.adam_beta1, config.adam_beta2), eps=1e-8)
-    x = torch.randn(5, 4)
-    for _ in range(3):
-        for model, optimizer in zip(models, (fused, default), strict=True):
-            optimizer.zero_grad()
-            model(x).square().sum().backward()
-            optimizer.step()
-    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-
-
 def test_a_dying_reward_worker_does_not_stop_training(tiny_hf_dir, tmp_path):
     result = train(_config(tiny_hf_dir, tmp_path, env_kwargs='{"fail_every": 3}'))
     assert result.steps == 2
