@@ -60,7 +60,8 @@ def test_ranks_die_with_a_killed_launcher(tmp_path):
             "from tests.train.test_local_ranks import _write_pid_and_wait; "
             "run_local_ranks(_write_pid_and_wait, sys.argv[1], 2)")
     root = pathlib.Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    path = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     launcher = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=root, env=env)
     pids: list[int] = []
     try:
