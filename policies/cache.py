@@ -9,15 +9,21 @@ slots and ``n_real[b]`` counts real tokens (the RoPE position of the next token)
 different amounts, which is what speculative decoding needs to roll back rejected draft tokens: slots past
 ``lengths`` are simply invisible and get overwritten.
 
-``derived`` keeps decode-time weights folded from parameters (absorbed MLA, stacked experts), rebuilt only
-when a source parameter changes (its version counter, storage, dtype or device).
+``derived`` gives decode-time weights folded from parameters (absorbed MLA, stacked experts, the MTP token
+table), built once per ``constant_weights()`` block (``generate`` and ``speculative_generate`` run in one) and
+rebuilt on every call outside one. Why not keep them across calls, keyed on each parameter's version counter:
+torch's fused AdamW and writes through ``.data`` change parameters without bumping it, and stale folded
+weights then make rollouts sample from an old policy (a GRPO run collapsed that way; see
+docs/recipes-history.md, session 16).
 
 Left out: paged/block allocation (a dense (B, S) buffer sized per ``generate`` call is enough here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import TypeVar
 
 import torch
@@ -25,34 +31,66 @@ import torch
 T = TypeVar("T")
 
 
-def derived(owner: object, name: str, sources: Sequence[torch.Tensor], build: Callable[[], T]) -> T:
-    """``build()`` computed once per version of ``sources`` and kept on ``owner`` (not in its state dict).
+_STORE: ContextVar[dict | None] = ContextVar("policies_derived_weights", default=None)
 
-    The key is each source's storage pointer, version counter (bumped by every in-place update: optimiser
-    steps, ``load_state_dict``), dtype and device, so a stale value is never returned. The value is built
-    without autograd: callers use it only where gradients are off (decoding).
+
+@contextlib.contextmanager
+def constant_weights() -> Iterator[None]:
+    """Within the block, weights ``derived`` from parameters are built once and reused.
+
+    The caller promises the parameters do not change inside the block (one ``generate`` call). Nested blocks
+    share the outermost one's weights; the weights are dropped when it ends. Per thread (a ``ContextVar``).
+
+    Example:
+        >>> w, calls = torch.ones(2), []
+        >>> class Owner: ...
+        >>> o = Owner()
+        >>> with constant_weights():
+        ...     for _ in range(3):
+        ...         _ = derived(o, "twice", [w], lambda: calls.append(1) or 2 * w)
+        >>> len(calls)
+        1
+    """
+    if _STORE.get() is not None:
+        yield
+        return
+    token = _STORE.set({})
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
+
+
+def derived(owner: object, name: str, sources: Sequence[torch.Tensor], build: Callable[[], T]) -> T:
+    """``build()`` without autograd, once per ``constant_weights()`` block (every call outside one).
+
+    Inside a block the value is also rebuilt if a source's storage, version counter, dtype or device changed
+    (updates that bump the counter are caught even there). Callers use the value only where gradients are off
+    (decoding).
 
     Example:
         >>> w = torch.ones(2)
         >>> class Owner: ...
         >>> o = Owner()
-        >>> float(derived(o, "twice", [w], lambda: 2 * w).sum())
+        >>> with constant_weights():
+        ...     before = derived(o, "twice", [w], lambda: 2 * w)
+        ...     _ = w.data.add_(1)  # no version bump: the block's promise is broken, the old value stays
+        ...     float(derived(o, "twice", [w], lambda: 2 * w).sum())
         4.0
-        >>> _ = w.add_(1)
-        >>> float(derived(o, "twice", [w], lambda: 2 * w).sum())
+        >>> float(derived(o, "twice", [w], lambda: 2 * w).sum())  # a new call sees the new weights
         8.0
     """
-    if any(t.is_inference() for t in sources):  # no version counter to key on: rebuild every call
+    store = _STORE.get()
+    if store is None:
         with torch.no_grad():
             return build()
-    key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in sources)
-    store = owner.__dict__.setdefault("_derived", {})
-    hit = store.get(name)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    key = tuple((t.data_ptr(), 0 if t.is_inference() else t._version, t.dtype, t.device) for t in sources)
+    hit = store.get((id(owner), name))
+    if hit is not None and hit[0] is owner and hit[1] == key:
+        return hit[2]
     with torch.no_grad():
         value = build()
-    store[name] = (key, value)
+    store[(id(owner), name)] = (owner, key, value)
     return value
 
 

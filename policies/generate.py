@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from policies.cache import KVCache
+from policies.cache import KVCache, constant_weights
 from policies.model import Transformer
 from policies.sampling import check_sampling, sample_from, sampling_logprobs
 
@@ -197,6 +197,7 @@ class _StopStrings:
 
 
 @torch.inference_mode()
+@constant_weights()  # decode-time folded weights built once per call, never kept across calls
 def generate(
     model: Transformer,
     prompts: Sequence[Sequence[int]],

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from policies.cache import KVCache
+from policies.cache import KVCache, constant_weights
 from policies.generate import CachedStep, GenerationOutput, cached_forward, check_request, left_pad, new_cache
 from policies.model import Transformer
 from policies.sampling import check_sampling, sample_from, sampling_logprobs
@@ -166,6 +166,7 @@ def _commit_counts(
 
 
 @torch.inference_mode()
+@constant_weights()  # decode-time folded weights built once per call, never kept across calls
 def speculative_generate(
     model: Transformer,
     prompts: Sequence[Sequence[int]],
