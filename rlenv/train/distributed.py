@@ -15,8 +15,10 @@ the backward pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -221,8 +223,31 @@ def _rank_main(fn: Callable[[Any], object], arg: Any, rank: int, world_size: int
     torch.set_num_threads(threads)
     try:
         fn(arg)
-    finally:
         destroy()
+    except SystemExit as stop:  # exit status as multiprocessing gives it: sys.exit(n) -> n, a message -> 1
+        if not isinstance(stop.code, int | None):
+            print(stop.code, file=sys.stderr)
+        _exit_now(stop.code if isinstance(stop.code, int) else int(stop.code is not None))
+    except BaseException:
+        traceback.print_exc()
+        _exit_now(1)
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    """Ends a rank without interpreter finalisation (streams flushed first).
+
+    Why: a gloo worker thread may still be releasing the last collective's tensors, which takes the GIL, when
+    the main thread starts finalising; a thread that asks for the GIL then is terminated through a C++ frame
+    and the rank aborts (``std::terminate``, exit code -6) after its work is done and written (~1 `rlenv run
+    --quick` in 10 failed so, core dump: ``~AsyncAllgatherWork`` -> ``decref`` -> ``take_gil`` during
+    ``Py_FinalizeEx``). A stage closes its files and logger before it returns, so skipping finalisation
+    loses nothing.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _die_with(launcher: int) -> None:
