@@ -239,10 +239,10 @@ def _exit_now(code: int) -> None:
 
     Why: a gloo worker thread may still be releasing the last collective's tensors, which takes the GIL, when
     the main thread starts finalising; a thread that asks for the GIL then is terminated through a C++ frame
-    and the rank aborts (``std::terminate``, exit code -6) after its work is done and written (~1 `rlenv run
-    --quick` in 10 failed so, core dump: ``~AsyncAllgatherWork`` -> ``decref`` -> ``take_gil`` during
-    ``Py_FinalizeEx``). A stage closes its files and logger before it returns, so skipping finalisation
-    loses nothing.
+    and the rank aborts (``std::terminate``, exit code -6) after its work is done and written (4 of 60
+    ``rlenv run --quick`` runs failed so; core dump: ``~AsyncAllgatherWork`` -> ``decref`` -> ``take_gil``
+    during ``Py_FinalizeEx``). A stage closes its files and logger before it returns, so skipping
+    finalisation loses nothing.
     """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

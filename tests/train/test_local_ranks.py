@@ -46,6 +46,17 @@ def _write_pid_and_wait(directory: str) -> None:
     time.sleep(120)
 
 
+def _gather_then_leave_unflushed_output(directory: str) -> None:
+    import atexit
+
+    from rlenv.train.distributed import all_gather_objects, init_distributed
+
+    init_distributed("cpu")
+    all_gather_objects(1.0)  # the collective whose work gloo's thread may still be releasing at exit
+    atexit.register(pathlib.Path(directory, f"finalised{os.environ['RANK']}").touch)
+    print(f"rank {os.environ['RANK']} done", end="")  # still in the buffer when the rank ends
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -97,6 +108,15 @@ def test_all_reduce_grads_outside_a_group_returns_the_sums_as_they_are():
     weight.grad = torch.ones(2)
     assert all_reduce_grads([weight], sums=(2.5, 0)) == [2.5, 0.0] and weight.grad.tolist() == [1.0, 1.0]
     assert all_reduce_grads([weight]) == []
+
+
+def test_finished_ranks_skip_finalisation_and_lose_no_output(tmp_path, capfd):
+    # Finalisation is where a rank aborted (gloo's worker thread taking the GIL as the interpreter ends):
+    # finished ranks leave with os._exit, after flushing what they printed.
+    run_local_ranks(_gather_then_leave_unflushed_output, str(tmp_path), 2)
+    assert list(tmp_path.iterdir()) == []  # no atexit handler ran
+    out = capfd.readouterr().out
+    assert "rank 0 done" in out and "rank 1 done" in out
 
 
 def test_a_failing_rank_stops_the_others_and_raises(tmp_path):
