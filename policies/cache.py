@@ -85,12 +85,12 @@ def derived(owner: object, name: str, sources: Sequence[torch.Tensor], build: Ca
         with torch.no_grad():
             return build()
     key = tuple((t.data_ptr(), 0 if t.is_inference() else t._version, t.dtype, t.device) for t in sources)
-    hit = store.get((id(owner), name))
-    if hit is not None and hit[0] is owner and hit[1] == key:
-        return hit[2]
+    hit = store.get((owner, name))
+    if hit is not None and hit[0] == key:
+        return hit[1]
     with torch.no_grad():
         value = build()
-    store[(id(owner), name)] = (owner, key, value)
+    store[(owner, name)] = (key, value)
     return value
 
 
