@@ -42,7 +42,7 @@ class MTPModule(nn.Module):
         """``combine(h, embed(tokens))`` for drafting, without autograd: (B, T, dim), equal up to rounding.
 
         The token half ``eh_proj_e(enorm(embed(t)))`` depends on the token alone, so it is one table row
-        (V, dim) folded once per weight version; the hidden half is ``hnorm`` then a matmul.
+        (V, dim) folded once per ``generate`` call; the hidden half is ``hnorm`` then a matmul.
         """
         dim = h.shape[-1]
         if type(self.eh_proj) is not nn.Linear or torch.is_grad_enabled():
