@@ -242,8 +242,12 @@ def _exit_now(code: int) -> None:
     and the rank aborts (``std::terminate``, exit code -6) after its work is done and written (4 of 60
     ``rlenv run --quick`` runs failed so; core dump: ``~AsyncAllgatherWork`` -> ``decref`` -> ``take_gil``
     during ``Py_FinalizeEx``). A stage closes its files and logger before it returns, so skipping
-    finalisation loses nothing.
+    finalisation loses nothing. What ``multiprocessing`` itself runs when a process's target returns (its
+    finalizers: e.g. unlinking the semaphores behind tqdm's lock) still runs.
     """
+    import multiprocessing.util
+
+    multiprocessing.util._exit_function()  # what Process._bootstrap calls after the target (private, stable)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -46,6 +48,9 @@ def _write_pid_and_wait(directory: str) -> None:
     time.sleep(120)
 
 
+_KEPT: list = []  # alive until the rank ends
+
+
 def _gather_then_leave_unflushed_output(directory: str) -> None:
     import atexit
 
@@ -54,7 +59,8 @@ def _gather_then_leave_unflushed_output(directory: str) -> None:
     init_distributed("cpu")
     all_gather_objects(1.0)  # the collective whose work gloo's thread may still be releasing at exit
     atexit.register(pathlib.Path(directory, f"finalised{os.environ['RANK']}").touch)
-    print(f"rank {os.environ['RANK']} done", end="")  # still in the buffer when the rank ends
+    _KEPT.append(multiprocessing.get_context("spawn").Lock())  # a named semaphore kept, as tqdm's lock is
+    print(f"rank {os.environ['RANK']} done {_KEPT[-1]._semlock.name}", end="")  # in the buffer at the end
 
 
 def _alive(pid: int) -> bool:
@@ -112,11 +118,14 @@ def test_all_reduce_grads_outside_a_group_returns_the_sums_as_they_are():
 
 def test_finished_ranks_skip_finalisation_and_lose_no_output(tmp_path, capfd):
     # Finalisation is where a rank aborted (gloo's worker thread taking the GIL as the interpreter ends):
-    # finished ranks leave with os._exit, after flushing what they printed.
+    # finished ranks leave with os._exit, after multiprocessing's own clean-up and flushing what they printed.
     run_local_ranks(_gather_then_leave_unflushed_output, str(tmp_path), 2)
     assert list(tmp_path.iterdir()) == []  # no atexit handler ran
     out = capfd.readouterr().out
     assert "rank 0 done" in out and "rank 1 done" in out
+    names = re.findall(r"done /(\S+)", out)
+    assert len(names) == 2  # and multiprocessing's finalizers still unlinked their semaphores:
+    assert not [name for name in names if pathlib.Path("/dev/shm", f"sem.{name}").exists()]
 
 
 def test_a_failing_rank_stops_the_others_and_raises(tmp_path):
