@@ -247,7 +247,8 @@ def _exit_now(code: int) -> None:
     """
     import multiprocessing.util
 
-    multiprocessing.util._exit_function()  # what Process._bootstrap calls after the target (private, stable)
+    with contextlib.suppress(Exception):  # the rank ends here whatever happens
+        multiprocessing.util._exit_function()  # what Process._bootstrap calls after the target (private)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
