@@ -73,7 +73,7 @@ def derived(owner: object, name: str, sources: Sequence[torch.Tensor], build: Ca
         >>> class Owner: ...
         >>> o = Owner()
         >>> with constant_weights():
-        ...     before = derived(o, "twice", [w], lambda: 2 * w)
+        ...     _ = derived(o, "twice", [w], lambda: 2 * w)
         ...     _ = w.data.add_(1)  # no version bump: the block's promise is broken, the old value stays
         ...     float(derived(o, "twice", [w], lambda: 2 * w).sum())
         4.0
