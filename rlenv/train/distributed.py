@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -223,19 +222,13 @@ def _rank_main(fn: Callable[[Any], object], arg: Any, rank: int, world_size: int
     torch.set_num_threads(threads)
     try:
         fn(arg)
+    finally:
         destroy()
-    except SystemExit as stop:  # exit status as multiprocessing gives it: sys.exit(n) -> n, a message -> 1
-        if not isinstance(stop.code, int | None):
-            print(stop.code, file=sys.stderr)
-        _exit_now(stop.code if isinstance(stop.code, int) else int(stop.code is not None))
-    except BaseException:
-        traceback.print_exc()
-        _exit_now(1)
-    _exit_now(0)
+    _exit_now()  # a failed rank leaves through multiprocessing as before (traceback, exit status)
 
 
-def _exit_now(code: int) -> None:
-    """Ends a rank without interpreter finalisation (streams flushed first).
+def _exit_now() -> None:
+    """Ends a rank that has done its work without interpreter finalisation (streams flushed first).
 
     Why: a gloo worker thread may still be releasing the last collective's tensors, which takes the GIL, when
     the main thread starts finalising; a thread that asks for the GIL then is terminated through a C++ frame
@@ -252,7 +245,7 @@ def _exit_now(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    os._exit(code)
+    os._exit(0)
 
 
 def _die_with(launcher: int) -> None:
