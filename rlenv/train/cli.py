@@ -55,7 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(module_name)
     config = tyro.cli(getattr(module, config_name), args=rest, prog=f"rlenv {name}")
     result = getattr(module, function_name)(config)
+    _leave_process_group()
     return result if isinstance(result, int) else 0
+
+
+def _leave_process_group() -> None:
+    """Tears down the group a stage formed under torchrun, so no gloo thread outlives the command.
+
+    A stage leaves its group up (a script may run several); left up at interpreter exit, a gloo worker
+    thread can abort a rank whose work is done (see ``rlenv.train.distributed._bind_group_defaults_to_none``).
+    """
+    if "torch.distributed" in sys.modules:  # ``rlenv sample`` and ``rlenv score`` never import torch
+        from rlenv.train.distributed import destroy
+
+        destroy()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the backward pass.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -63,6 +62,7 @@ def init_distributed(device_type: str) -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(local)
+        _bind_group_defaults_to_none()
         dist.init_process_group(backend=backend)
     return DistInfo(rank=rank, world_size=world, local_rank=local)
 
@@ -220,32 +220,26 @@ def _rank_main(fn: Callable[[Any], object], arg: Any, rank: int, world_size: int
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS=str(threads),
     )
     torch.set_num_threads(threads)
+    _bind_group_defaults_to_none()  # before ``fn`` forms a group, whether through init_distributed or not
     try:
         fn(arg)
     finally:
         destroy()
-    _exit_now()  # a failed rank leaves through multiprocessing as before (traceback, exit status)
 
 
-def _exit_now() -> None:
-    """Ends a rank that has done its work without interpreter finalisation (streams flushed first).
+def _bind_group_defaults_to_none() -> None:
+    """Imports ``torch.distributed.nn.functional`` while no process group exists, so ``destroy`` can free one.
 
-    Why: a gloo worker thread may still be releasing the last collective's tensors, which takes the GIL, when
-    the main thread starts finalising; a thread that asks for the GIL then is terminated through a C++ frame
-    and the rank aborts (``std::terminate``, exit code -6) after its work is done and written (4 of 60
-    ``rlenv run --quick`` runs failed so; core dump: ``~AsyncAllgatherWork`` -> ``decref`` -> ``take_gil``
-    during ``Py_FinalizeEx``). A stage closes its files and logger before it returns, so skipping
-    finalisation loses nothing. What ``multiprocessing`` itself runs when a process's target returns (its
-    finalizers: e.g. unlinking the semaphores behind tqdm's lock) still runs.
+    Its ten functions take ``group=group.WORLD`` as a default argument, which Python evaluates at import.
+    Imported after ``init_process_group`` (``torch._dynamo`` imports it, and building a ``torch.optim``
+    optimiser imports ``torch._dynamo``), they hold the default group for good: ``destroy_process_group``
+    then drops only torch's own references, gloo's worker threads live on into interpreter finalisation,
+    and one that releases a finished collective's tensors there takes the GIL and aborts the process
+    (``std::terminate``, exit code -6, after the rank's work was written: 4 of 60 ``rlenv run --quick`` runs
+    before this, core dump ``~AsyncAllgatherWork`` -> ``decref`` -> ``take_gil`` in ``Py_FinalizeEx``).
+    Imported first, the defaults are ``None`` (the same group at call time). ~8 ms, once per process.
     """
-    import multiprocessing.util
-
-    with contextlib.suppress(Exception):  # the rank ends here whatever happens
-        multiprocessing.util._exit_function()  # what Process._bootstrap calls after the target (private)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)
+    import torch.distributed.nn.functional  # noqa: F401
 
 
 def _die_with(launcher: int) -> None:
