@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rewards._contract import Completion, Reward, RewardResult, to_completion
+from rewards._contract import Completion, Reward, RewardResult, prompt_prefills_think, to_completion
 
 # Eager on purpose: importing the submodule ``rewards.combine`` binds the attribute ``rewards.combine`` to the
 # module, which would shadow the lazy function of the same name. The module only needs the stdlib.
@@ -51,6 +51,7 @@ __all__ = [  # noqa: RUF022 - grouped as in _LAZY
     "Reward",
     "RewardResult",
     "to_completion",
+    "prompt_prefills_think",
     "think_format",
     "tag_count",
     "make_think_format_reward",
@@ -68,7 +69,7 @@ __all__ = [  # noqa: RUF022 - grouped as in _LAZY
     "combine",
     "CombinedReward",
 ]
-assert set(__all__[4:]) == set(_LAZY), "keep __all__ and _LAZY in step"
+assert set(__all__[5:]) == set(_LAZY), "keep __all__ and _LAZY in step"
 
 if TYPE_CHECKING:  # pragma: no cover
     from rewards.code import code_accuracy, make_code_reward

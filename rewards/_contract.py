@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["Completion", "Reward", "RewardResult", "to_completion"]
+__all__ = ["Completion", "Reward", "RewardResult", "prompt_prefills_think", "to_completion"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +65,30 @@ class Completion:
 
     @property
     def prefilled_think(self) -> bool:
-        """True when the prompt ends inside an opened ``<think>`` (TinyZero's template prefills it)."""
-        opened = self.prompt.rfind("<think>")
-        return opened >= 0 and self.prompt.find("</think>", opened) < 0
+        """True when the prompt ends with an opening ``<think>`` (see :func:`prompt_prefills_think`)."""
+        return prompt_prefills_think(self.prompt)
 
     @property
     def full_text(self) -> str:
         """The completion with a prefilled ``<think>`` restored, so it can be judged on its own."""
         return "<think>" + self.text if self.prefilled_think else self.text
+
+
+def prompt_prefills_think(prompt: str) -> bool:
+    """True when ``prompt`` ends with an opening ``<think>`` (whitespace aside): the completion starts inside.
+
+    TinyZero's template ends so, and so does a chat continuing an assistant turn that opened the thinking.
+    Only the end counts: a prompt that merely names the tag ("show your work in <think> tags") prefills
+    nothing, and its completion is judged as written.
+
+    Example:
+        >>> [prompt_prefills_think(p) for p in ("Assistant: <think> ", "Think in <think> tags. Assistant:")]
+        [True, False]
+    """
+    return prompt.rstrip().endswith("<think>")
+
+
+_REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 
 
 def _message_text(messages: Sequence[Any]) -> str:
@@ -84,9 +100,10 @@ def _message_text(messages: Sequence[Any]) -> str:
         if message.get("role", "assistant") != "assistant":
             continue
         content = message.get("content") or ""
-        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        # vLLM / DeepSeek call it reasoning_content, some servers reasoning, TRL's gpt-oss schema thinking
+        reasoning = next((message[k] for k in _REASONING_KEYS if message.get(k)), "")
         if not isinstance(content, str) or not isinstance(reasoning, str):
-            raise TypeError("chat message 'content' and 'reasoning_content' must be strings")
+            raise TypeError(f"chat message 'content' and {' / '.join(_REASONING_KEYS)} must be strings")
         parts.append(f"<think>{reasoning}</think>{content}" if reasoning else content)
     return "".join(parts)
 
@@ -97,9 +114,12 @@ def _prompt_text(prompt: Any) -> str:
     if isinstance(prompt, str):
         return prompt
     if isinstance(prompt, Sequence):
-        # A conversational prompt: its last message is what the completion continues.
+        # A conversational prompt: the completion continues its last message only when that is the
+        # assistant's own (TRL's continue_final_message); after a user turn it starts a new message.
         last = prompt[-1] if prompt else {}
-        return last.get("content", "") or "" if isinstance(last, Mapping) else ""
+        if isinstance(last, Mapping) and last.get("role") == "assistant":
+            content = last.get("content")
+            return content if isinstance(content, str) else ""
     return ""
 
 

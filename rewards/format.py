@@ -15,7 +15,7 @@ Key idea: every check is a handful of ``str.find`` / ``str.count`` calls (linear
 regular expression, so there is no backtracking to exploit and a 2 MB completion costs a millisecond. Plain
 string batches skip the per-sample result objects (same values, see ``test_fast_batch_path_agrees``).
 
-Prefill-aware: when the prompt ends inside an opened ``<think>`` (TinyZero's template prefills it), the
+Prefill-aware: when the prompt ends with an opening ``<think>`` (TinyZero's template prefills it), the
 completion is judged as its continuation (:attr:`rewards._contract.Completion.full_text`). Chat completions
 whose trainer split the thinking into ``reasoning_content`` are judged with it restored.
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rewards._contract import Completion, Reward, RewardResult
+from rewards._contract import Completion, Reward, RewardResult, prompt_prefills_think
 
 __all__ = [
     "TagCountReward",
@@ -77,12 +77,6 @@ def last_answer(text: str, tag: str = "answer") -> str | None:
 
 _OK = RewardResult(1.0, "ok")
 _OPEN_THINK = "<think>"
-
-
-def _prefilled(prompt: str) -> bool:
-    """Same test as :attr:`rewards._contract.Completion.prefilled_think`, on a string prompt."""
-    opened = prompt.rfind(_OPEN_THINK)
-    return opened >= 0 and prompt.find("</think>", opened) < 0
 
 
 def _check_tag(field: str, value: str) -> None:
@@ -149,7 +143,7 @@ class ThinkFormatReward(Reward):
             n = len(completions)
             if prompts.__class__ is list and len(prompts) == n and all(p.__class__ is str for p in prompts):
                 pairs = zip(completions, prompts, strict=True)
-                texts = [_OPEN_THINK + c if _prefilled(p) else c for c, p in pairs]
+                texts = [_OPEN_THINK + c if prompt_prefills_think(p) else c for c, p in pairs]
                 return [1.0 if reason(t) == "ok" else 0.0 for t in texts]
         return super().__call__(completions, **kwargs)
 

@@ -20,9 +20,13 @@ Labels select the reward per row:
 
 Key idea: the response is the query with its prompt stripped, so an example ``<answer>`` inside the prompt
 (TinyZero's template has one) is never scored. ``rewards`` and ``scores`` are torch tensors when torch is
-already loaded in the process (it always is under OpenRLHF), else plain lists: this module never imports
-torch.
+installed (OpenRLHF builds its samples from them; a Ray worker that runs this file may not have imported
+torch yet), else plain lists: ``rewards/`` does not depend on torch.
 ``extra_logs`` carries the strict format reward and the share of rows that produced an answer.
+
+OpenRLHF before 0.10.1 read a score of 0.0 as missing and used the reward instead (its issue #1219:
+``scores or rewards`` on a one-element tensor), so a wrong answer with a format bonus counted as
+partly solved in ``--dynamic_filtering``; use 0.10.1 or later.
 
 References: OpenRLHF ``examples/scripts/reward_func.py`` and its "reinforced fine-tuning" documentation.
 
@@ -32,7 +36,7 @@ Left out on purpose: OpenRLHF is not imported; there is no reward-server (HTTP) 
 from __future__ import annotations
 
 import json
-import sys
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,8 +53,9 @@ def strip_prompt(query: str, prompt: str) -> str:
         prompt: The decoded prompt.
 
     Returns:
-        ``query`` without its leading ``prompt``; if the decoded texts differ (special tokens, whitespace),
-        the text after the prompt's last occurrence; if the prompt is not found, the whole query.
+        ``query`` without its leading ``prompt``; if the query has something before the prompt (padding, a
+        BOS token), the text after the prompt's first occurrence (a response that repeats its prompt keeps
+        the repeat); if the prompt is not found, the whole query.
 
     Example:
         >>> strip_prompt("User: 1+1? Assistant: <answer>2</answer>", "User: 1+1? Assistant:")
@@ -58,8 +63,19 @@ def strip_prompt(query: str, prompt: str) -> str:
     """
     if query.startswith(prompt):
         return query[len(prompt) :]
-    at = query.rfind(prompt) if prompt else -1
+    at = query.find(prompt) if prompt else -1
     return query[at + len(prompt) :] if at >= 0 else query
+
+
+# End-of-turn tokens OpenRLHF leaves in a response (it decodes with skip_special_tokens=False): ChatML
+# <|im_end|>, Llama <|eot_id|>, DeepSeek <｜end▁of▁sentence｜>, SentencePiece </s>.
+_END_MARKERS = re.compile(r"(?:\s*(?:<\|[^<>|\s]{1,40}\|>|<｜[^<>｜\s]{1,40}｜>|</s>))+\s*\Z")
+
+
+def _without_end_markers(response: str) -> str:
+    tail = response[-512:]
+    match = _END_MARKERS.search(tail)
+    return response[: len(response) - len(tail) + match.start()] if match else response
 
 
 def _parse_label(label: Any) -> tuple[str, Any]:
@@ -84,8 +100,11 @@ def _parse_label(label: Any) -> tuple[str, Any]:
 
 
 def _as_output(values: list[float]) -> Any:
-    torch = sys.modules.get("torch")  # never imported here: rewards/ must not depend on torch
-    return torch.tensor(values, dtype=torch.float32) if torch is not None else values
+    try:
+        import torch  # installed wherever OpenRLHF runs; optional here: rewards/ does not depend on it
+    except ImportError:
+        return values
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def reward_func(
@@ -127,6 +146,7 @@ def reward_func(
         rewards.append(result["score"])
         scores.append(result["acc"])
         answered.append(0.0 if result["reason"] in ("no_answer_tag", "no_answer") else 1.0)
-    formats = [float(v or 0.0) for v in think_format(responses, prompts=list(prompts))]
+    ends = [_without_end_markers(r) for r in responses]  # the strict format allows nothing after </answer>
+    formats = [float(v or 0.0) for v in think_format(ends, prompts=list(prompts))]
     extra = {"think_format": _as_output(formats), "answered": _as_output(answered)}
     return {"rewards": _as_output(rewards), "scores": _as_output(scores), "extra_logs": extra}

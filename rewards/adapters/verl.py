@@ -46,7 +46,7 @@ _CODE_SOURCES = ("codecontests", "apps", "taco", "codeforces", "livecodebench", 
                  "primeintellect")  # fmt: skip
 _MATH_SOURCES = ("openai/gsm8k", "lighteval/math", "digitallearninggmbh/math-lighteval",
                  "huggingfaceh4/math-500", "math_dapo", "math")  # fmt: skip
-_CODE_KEYS = ("tests", "test", "entry_point", "inputs", "outputs")
+_CODE_KEYS = ("tests", "test_setup_code", "test", "entry_point", "inputs", "outputs", "fn_name")
 
 
 def reward_family(data_source: str) -> str:
@@ -115,6 +115,12 @@ def _code_row(ground_truth: Any) -> dict[str, Any]:
     return row
 
 
+def _math_answer(ground_truth: Any) -> str:
+    if isinstance(ground_truth, bool) or not isinstance(ground_truth, (str, int, float)):
+        raise TypeError(f"math ground_truth must be a string or a number, got {type(ground_truth).__name__}")
+    return ground_truth if isinstance(ground_truth, str) else str(ground_truth)
+
+
 @functools.lru_cache(maxsize=16)
 def _countdown_reward(format_score: float) -> Any:
     import rewards
@@ -153,6 +159,7 @@ def compute_score(
 
     Raises:
         ValueError: On an unknown ``data_source`` or a malformed ``ground_truth``.
+        TypeError: On a ``data_source`` that is not a string or a ``ground_truth`` of the wrong type.
 
     Example:
         >>> compute_score("countdown", "<think>..</think><answer>(7 - 3) * 6</answer>",
@@ -168,7 +175,7 @@ def compute_score(
     elif family == "code":
         row = _code_row(ground_truth)
     else:
-        row = {"answer": ground_truth if isinstance(ground_truth, str) else str(ground_truth)}
+        row = {"answer": _math_answer(ground_truth)}
     reward = _reward(family, kw)
     result = reward.explain(solution_str, **row)
     score = 0.0 if result.value is None else float(result.value)

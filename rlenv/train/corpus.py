@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, get_args
 
+from rewards import prompt_prefills_think
 from rlenv.train.traces import (
     OPS,
     Step,
@@ -150,13 +151,8 @@ def _countdown_env(split: str, template: str | None, **env_kwargs):
     return gym.make("rlenv/Countdown-v0", split=split, **env_kwargs).unwrapped
 
 
-def _prefilled(prompt: str) -> bool:
-    opened = prompt.rfind("<think>")
-    return opened >= 0 and prompt.find("</think>", opened) < 0
-
-
 def _opening(prompt: str) -> str:
-    return "" if _prefilled(prompt) else "<think>"
+    return "" if prompt_prefills_think(prompt) else "<think>"
 
 
 def countdown_completion(nums: Sequence[int], target: int, rng: random.Random, *, style: str = "search",
@@ -191,7 +187,7 @@ def countdown_completion(nums: Sequence[int], target: int, rng: random.Random, *
     if len(nums) > 1 and rng.random() < failed_fraction:
         attempt = random_steps(nums, rng)
         failed = attempt if attempt[-1][3] != target else []
-    return format_trace(nums, target, solution, failed=failed, prefilled_think=_prefilled(prompt))
+    return format_trace(nums, target, solution, failed=failed, prefilled_think=prompt_prefills_think(prompt))
 
 
 def countdown_sft_rows(

@@ -2,6 +2,9 @@
 
 import importlib
 import json
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -91,6 +94,10 @@ def test_verl_bad_ground_truth():
         compute_score("countdown", "<answer>1</answer>", {"numbers": [1]})
     with pytest.raises(ValueError, match="JSON"):
         compute_score("countdown", "<answer>1</answer>", "not json")
+    # a missing math answer is the caller's error, never the gold string "None"
+    for truth in (None, ["72"], True):
+        with pytest.raises(TypeError, match="math ground_truth"):
+            compute_score("openai/gsm8k", "<answer>None</answer>", truth)
 
 
 @pytest.mark.skipif(not _has("rewards.math", "math_accuracy"), reason="rewards.math not landed yet")
@@ -109,11 +116,25 @@ def test_verl_code_dispatch():
     assert compute_score("codecontests", bad, truth) == 0.0
 
 
+@pytest.mark.skipif(not _has("rewards.code", "code_accuracy"), reason="rewards.code not landed yet")
+def test_verl_code_call_based_and_setup_columns():
+    # APPS call-based rows (fn_name, as verl's prime_code passes them) and MBPP's test_setup_code
+    add = "<answer>\n```python\ndef add(a, b):\n    return a + b\n```\n</answer>"
+    calls = {"inputs": [[1, 2], [3, 4]], "outputs": [3, 7], "fn_name": "add"}
+    assert compute_score("apps", add, calls) == 1.0
+    assert compute_score("apps", add, json.dumps({**calls, "outputs": [3, 8]})) == 0.5
+    twice = "<answer>\n```python\ndef f(x):\n    return helper(x)\n```\n</answer>"
+    mbpp = {"tests": ["assert f(2) == 4"], "test_setup_code": "def helper(x):\n    return x * 2"}
+    assert compute_score("mbpp", twice, mbpp) == 1.0
+
+
 STRIP = [
     # the usual case: the query starts with the prompt
     ("P: hi A: yes", "P: hi A:", " yes"),
-    # decoding differences before the prompt (a BOS token): the text after the prompt's last occurrence
+    # decoding differences before the prompt (a BOS token): the text after the prompt's first occurrence
     ("<s>P: hi A: yes", "P: hi A:", " yes"),
+    # ... even when the response repeats the prompt
+    ("<pad><s>P: hi A: P: hi A: yes", "P: hi A:", " P: hi A: yes"),
     # prompt not found: the whole query
     ("something else", "P:", "something else"),
 ]
@@ -158,9 +179,26 @@ def test_openrlhf_math_label():
     assert list(map(float, out["rewards"])) == [1.0]
 
 
-def test_openrlhf_tensors_only_when_torch_is_loaded():
-    # under OpenRLHF torch is loaded, and the values become tensors; here torch is imported explicitly
-    torch = pytest.importorskip("torch")
+def test_openrlhf_returns_tensors_wherever_torch_is_installed():
+    # OpenRLHF builds its samples from tensors, and a Ray worker may run the reward before importing torch
+    pytest.importorskip("torch")
+    code = (
+        "import sys; from rewards.adapters.openrlhf import reward_func\n"
+        "assert 'torch' not in sys.modules\n"
+        "out = reward_func(['Q<answer>3 * 8</answer>'], ['Q'], ['{\"target\": 24, \"numbers\": [3, 8]}'])\n"
+        "print(type(out['rewards']).__name__, type(out['scores']).__name__, out['rewards'].tolist())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=pathlib.Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["Tensor", "Tensor", "[1.0]"], done.stderr
+
+
+def test_openrlhf_format_log_ignores_end_of_turn_tokens():
+    # OpenRLHF decodes with skip_special_tokens=False: a chat model's response ends in <|im_end|> or the like
     label = json.dumps({"target": 24, "numbers": [3, 8]})
-    out = reward_func(["Q<answer>3 * 8</answer>"], ["Q"], [label])
-    assert isinstance(out["rewards"], torch.Tensor) and out["rewards"].tolist() == [1.0]
+    ends = ["<|im_end|>", "<|eot_id|>\n", "</s>", "<｜end▁of▁sentence｜>", "<|im_end|><|endoftext|>"]
+    queries = [f"Q<think>a</think><answer>3 * 8</answer>{end}" for end in ends]
+    queries.append("Q<think>a</think><answer>3 * 8</answer> and more")
+    out = reward_func(queries, ["Q"] * len(queries), [label] * len(queries))
+    assert list(map(float, out["extra_logs"]["think_format"])) == [1.0] * len(ends) + [0.0]
+    assert list(map(float, out["rewards"])) == [1.0] * len(queries)

@@ -65,12 +65,21 @@ def test_think_format_prefill_aware():
     assert think_format(["a</think><answer>4</answer>"], prompts=["Assistant:"]) == [0.0]
     # a prompt whose <think> is already closed is not a prefill
     assert think_format(["a</think><answer>4</answer>"], prompts=["<think>x</think> Assistant:"]) == [0.0]
+    # a prompt that only names the tag prefills nothing: the completion is judged as written
+    named = "Show your work in <think> tags.\nAssistant:"
+    assert think_format(["<think>a</think><answer>4</answer>"], prompts=[named]) == [1.0]
+    user = [{"role": "user", "content": "Reason inside <think>"}]
+    assert think_format(["<think>a</think><answer>4</answer>"], prompts=[user]) == [1.0]
+    # a chat that continues the assistant's own turn, opened with <think>, is a prefill
+    continued = [*user, {"role": "assistant", "content": "<think>\n"}]
+    assert think_format(["a</think><answer>4</answer>"], prompts=[continued]) == [1.0]
 
 
 def test_think_format_chat_reasoning_content():
     # a trainer that splits reasoning into reasoning_content still passes the format
-    chat = [{"role": "assistant", "content": "<answer>4</answer>", "reasoning_content": "2+2"}]
-    assert think_format([chat]) == [1.0]
+    for key in ("reasoning_content", "reasoning", "thinking"):  # vLLM / servers / TRL's gpt-oss schema
+        chat = [{"role": "assistant", "content": "<answer>4</answer>", key: "2+2"}]
+        assert think_format([chat]) == [1.0]
     # plain chat content is judged as text
     assert think_format([[{"role": "assistant", "content": "4"}]]) == [0.0]
 

@@ -50,6 +50,9 @@ def test_prefilled_think_in_the_prompt():
     completion = "so maybe \\boxed{6}</think><answer>7</answer>"
     assert math_accuracy([completion], answer=["7"], prompts=["User: ...\nAssistant: <think>"]) == [1.0]
     assert math_accuracy(["so \\boxed{7} hmm"], answer=["7"], prompts=["Assistant: <think>"]) == [0.0]
+    # a prompt that only names the tag: the box is the answer
+    named = "Put your reasoning in <think> tags.\nAssistant:"
+    assert math_accuracy(["6*12 = 72, so \\boxed{72}"], answer=["72"], prompts=[named]) == [1.0]
 
 
 def test_extra_trainer_kwargs_are_ignored():
