@@ -216,7 +216,8 @@ def check_equation(
         value = "a rational with over 1,000 digits"
     else:
         value = str(num // g) if den == g else f"{num // g}/{den // g}"
-    detail = f"{equation} = {value}, target {target}"
+    shown = target if abs(target).bit_length() <= 4096 else "an integer with over 1,000 digits"
+    detail = f"{equation} = {value}, target {shown}"
     return RewardResult(0.0, "wrong_value", detail if len(detail) <= 200 else detail[:197] + "...")
 
 

@@ -79,6 +79,11 @@ _OK = RewardResult(1.0, "ok")
 _OPEN_THINK = "<think>"
 
 
+def _visible(text: str) -> bool:
+    """True when ``text`` shows something: not only whitespace, zero-width or other invisible characters."""
+    return any(c.isprintable() and not c.isspace() for c in text)
+
+
 def _check_tag(field: str, value: str) -> None:
     if not isinstance(value, str) or not value or any(c in value for c in "<>/ \t\n"):
         raise ValueError(f"{field} must be a non-empty tag name without '<', '>', '/', spaces; got {value!r}")
@@ -194,7 +199,7 @@ class ThinkFormatReward(Reward):
             return "text_between"
         if text[end + len(a_close) :].strip():
             return "text_after_answer"
-        if not text[begin + len(a_open) : end].strip():
+        if not _visible(text[begin + len(a_open) : end]):
             return "empty_answer"
         return "ok"
 

@@ -3,7 +3,8 @@
 Each request line is ``[gold, pred, rel_tol]``; each reply is ``[value, reason]``. The worker imports sympy
 once, caps its own address space so a blow-up fails with ``MemoryError`` instead of swapping, keeps the real
 stdout for replies only (anything printed goes to stderr), and exits on EOF, which is also what happens when
-the parent dies.
+the parent dies. EOF is seen only between samples, so a thread also ends the worker within about a second
+of the parent's death in the middle of one (no one would stop a runaway sample then).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 
 _MEMORY_LIMIT_BYTES = 3 * 1024**3
 
@@ -26,8 +29,18 @@ def _limit_memory() -> None:
         pass
 
 
+def _exit_with(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:  # reparented once the parent is gone
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
-    """Serves requests until stdin closes."""
+    """Serves requests until stdin closes or the parent (``sys.argv[2]``, when given) dies."""
+    _exit_with(int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid())
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout = sys.stderr
     _limit_memory()

@@ -100,7 +100,7 @@ def _expand_pm(node: Node) -> list[Node]:
             options = [tuple(x) for x in _product_lists([_expand_pm(c) for c in child])]
         else:
             options = [child]
-        out = [(*prefix, opt) for prefix in out for opt in options]
+        out = [(*prefix, opt) for prefix in out for opt in options][:17]  # nested \pm: never more than 17
         if len(out) > 16:
             return out
     return out

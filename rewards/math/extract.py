@@ -29,6 +29,7 @@ response cut off mid-sentence, has no answer rather than a guessed one.
 
 from __future__ import annotations
 
+import numbers
 import re
 
 __all__ = ["extract_answer", "extract_gold"]
@@ -246,7 +247,11 @@ def extract_gold(gold: object) -> str | None:
         gold: The dataset's answer field (a string, int or float).
 
     Returns:
-        The answer string, or ``None`` when nothing usable is there.
+        The answer string, or ``None`` when nothing usable is there (``None`` included).
+
+    Raises:
+        TypeError: If ``gold`` is not a string, a number or ``None`` (bytes, a list: a caller's mix-up that
+            would otherwise score every completion 0).
 
     Example:
         >>> extract_gold("She pays 2*3 = <<2*3=6>>6 dollars.\\n#### 1,234")
@@ -260,8 +265,10 @@ def extract_gold(gold: object) -> str | None:
         return str(gold)
     if isinstance(gold, float):
         return str(int(gold)) if gold.is_integer() else repr(gold)
+    if isinstance(gold, numbers.Integral):  # numpy integers from a data frame
+        return str(int(gold))
     if not isinstance(gold, str):
-        gold = str(gold)
+        raise TypeError(f"a gold answer must be a string or a number, got {type(gold).__name__}")
     if "####" in gold or "\\boxed" in gold or "\\fbox" in gold or _ANSWER_OPEN in gold:
         found = extract_answer(gold)
     elif "\n" in gold.strip() or _ANSWER_WORD.search(gold):  # a solution ending in a declared answer

@@ -46,7 +46,7 @@ class _Worker:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, _ROOT],
+            [sys.executable, "-c", _BOOT, _ROOT, str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -156,7 +156,10 @@ class WorkerPool:
             The verdict; reason ``timeout`` (value False) when over budget, ``worker_died`` when the worker
             crashed (for example out of memory).
         """
-        worker: _Worker | None = self._acquire()
+        try:
+            worker: _Worker | None = self._acquire()
+        except OSError:  # no worker could be started (file descriptors, memory): this sample is unjudged
+            return Verdict(False, "worker_died")
         assert worker is not None
         try:
             worker.ensure_ready()
@@ -170,6 +173,10 @@ class WorkerPool:
         except (EOFError, OSError, ValueError):
             worker = self._replace(worker)
             return Verdict(False, "worker_died")
+        except BaseException:  # interrupted mid-sample: its reply may still come, so the worker is not reused
+            worker.kill()
+            worker = None
+            raise
         finally:
             self._release(worker)
 

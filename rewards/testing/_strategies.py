@@ -98,14 +98,16 @@ def r1_completions(answers: st.SearchStrategy[str] | None = None) -> st.SearchSt
     """Well-formed R1 completions ``<think>…</think>\\n<answer>…</answer>``.
 
     Args:
-        answers: Strategy for the answer text (default: short text without tags).
+        answers: Strategy for the answer text (default: short text without tags that shows at least one
+            character: not only whitespace or invisible characters, which ``think_format`` calls empty).
 
     Example:
         >>> r1_completions(st.just("42")).example().endswith("<answer>42</answer>")  # doctest: +SKIP
         True
     """
     tagless = st.text(st.characters(blacklist_characters="<>"), max_size=80)
-    answer = answers if answers is not None else tagless.filter(str.strip)
+    visible = tagless.filter(lambda a: any(c.isprintable() and not c.isspace() for c in a))
+    answer = answers if answers is not None else visible
     sep = st.sampled_from(("", "\n", " ", "\n\n"))
     return st.builds(lambda r, s, a: f"<think>{r}</think>{s}<answer>{a}</answer>", tagless, sep, answer)
 

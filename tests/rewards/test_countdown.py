@@ -264,3 +264,10 @@ def test_fast_batch_path_agrees_with_explanations():
     cols = {"nums": [n for _, n, *_ in HELD_OUT], "target": [t for _, _, t, *_ in HELD_OUT]}
     for reward in (countdown_accuracy, make_countdown_reward(format_score=0.1)):
         assert reward(completions, **cols) == [r.value for r in reward.explain_all(completions, **cols)]
+
+
+def test_a_huge_target_is_explained_without_printing_it():
+    # str() of an int over 4,300 digits raises; the explanation must not (the fast path scores it 0.0 too)
+    result = countdown_accuracy.explain("<answer>1+2</answer>", nums=[1, 2], target=10**5000)
+    assert (result.value, result.reason) == (0.0, "wrong_value") and "over 1,000 digits" in result.detail
+    assert countdown_accuracy(["<answer>1+2</answer>"], nums=[[1, 2]], target=[10**5000]) == [0.0]

@@ -45,6 +45,8 @@ THINK_FORMAT_CASES = [
     ("<think>a <answer>4</answer></think>", 0.0, "text_between"),
     # an empty answer
     ("<think>a</think><answer>  </answer>", 0.0, "empty_answer"),
+    # ... or only invisible characters (zero-width space, joiner, BOM)
+    ("<think>a</think><answer>\u200b\u200d\ufeff</answer>", 0.0, "empty_answer"),
     # plain text
     ("the answer is 4", 0.0, "no_think_tag"),
     # empty completion

@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 
@@ -12,6 +13,10 @@ from rewards.math.pool import WorkerPool, shared_pool
 
 BUDGET_S = 1.0
 reward = make_math_reward(timeout_s=BUDGET_S)
+
+_NESTED_PM = "1"
+for _ in range(7):
+    _NESTED_PM = "\\frac{1\\pm1\\pm1\\pm1\\pm1}{" + _NESTED_PM + "}"
 
 HOSTILE = [
     "__import__('os').system('touch {marker}')",  # eval injection
@@ -29,6 +34,7 @@ HOSTILE = [
     "\\frac{1}{" * 3000 + "2" + "}" * 3000,  # 3,000-deep \frac
     "(" * 3000 + "1" + ")" * 3000,  # 3,000-deep parentheses
     "1" + "\\pm 1" * 300,  # a chain of 300 plus-minus signs (2^300 sign choices)
+    _NESTED_PM,  # \pm inside \frac inside \frac ...: 16^7 sign choices, once expanded in the caller's process
     "1" + "/2" * 900,  # 900 nested divisions
     "1" * 1_000_000,  # a 1 MB number
     "x" * 1_000_000,  # a 1 MB token
@@ -102,6 +108,37 @@ def test_dead_worker_is_replaced():
         pool.close()
 
 
+def test_a_worker_that_cannot_start_leaves_the_sample_unjudged(monkeypatch):
+    import rewards.math.pool as pool_module
+
+    def no_worker():
+        raise OSError(24, "Too many open files")
+
+    pool = WorkerPool(1)
+    monkeypatch.setattr(pool_module, "_Worker", no_worker)
+    assert (pool.check("\\sqrt{8}", "2\\sqrt{2}", timeout=60.0).reason, pool._live) == ("worker_died", 0)
+
+
+def test_an_interrupted_sample_does_not_hand_its_reply_to_the_next():
+    pool = WorkerPool(1)
+    try:
+        assert pool.check("\\sqrt{8}", "2\\sqrt{2}", timeout=60.0).value is True
+        (worker,) = pool._idle
+        send = worker.send
+
+        def send_then_interrupt(message):  # the request is out, the reply is coming: then an interrupt
+            send(message)
+            raise KeyboardInterrupt
+
+        worker.send = send_then_interrupt
+        with pytest.raises(KeyboardInterrupt):
+            pool.check("\\sqrt{8}", "2\\sqrt{2}", timeout=60.0)
+        assert pool._idle == [] and pool._live == 0  # that worker was killed, not put back
+        assert pool.check("\\sqrt{8}", "2\\sqrt{2}+10^{-8}", timeout=60.0).value is False  # its own verdict
+    finally:
+        pool.close()
+
+
 def test_many_threads_at_once():
     completions = ["<answer>\\sqrt{50}</answer>", "<answer>0.5</answer>", "<answer>(x+1)^2</answer>",
                    "<answer>7</answer>", "<answer>x^2+2x</answer>"]
@@ -153,7 +190,6 @@ def test_in_spawned_process():
 
 def test_workers_do_not_outlive_the_interpreter(tmp_path):
     import subprocess
-    import sys
 
     code = ("from rewards.math.pool import shared_pool\n"
             "p = shared_pool(1)\n"
@@ -169,3 +205,39 @@ def test_workers_do_not_outlive_the_interpreter(tmp_path):
             return
         time.sleep(0.1)
     pytest.fail(f"worker {pid} still alive after the interpreter exited")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process states are read from /proc")
+def test_a_worker_dies_with_its_parent_even_mid_sample():
+    import signal
+    import subprocess
+
+    slow = ("(x+y+z+w)^{40}(x-y)", "(x+y+z+w)^{40}x-(x+y+z+w)^{40}y")  # equal; sympy needs many seconds
+    code = ("from rewards.math.pool import shared_pool\n"
+            "p = shared_pool(1)\n"
+            "assert p.check('\\\\sqrt{8}', '2\\\\sqrt{2}', timeout=60.0).value\n"
+            "print(p._idle[0].proc.pid, flush=True)\n"
+            f"p.check({slow[0]!r}, {slow[1]!r}, timeout=600.0)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = 0
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(1.0)  # the slow sample is in the worker
+        parent.kill()
+        parent.wait()
+        deadline = time.time() + 15
+        while _running(worker) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _running(worker)
+    finally:
+        parent.kill()
+        if worker and _running(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
