@@ -9,14 +9,19 @@ Key idea: per token ``t`` of completion ``i``, with ratio ``r = exp(logp - logp_
 TRL 1.16 ``GRPOTrainer._compute_loss`` (``m`` = completion mask, ``B`` = rows in the micro-batch, ``A`` =
 gradient accumulation steps of the optimiser step, ``W`` = data-parallel ranks)::
 
-    grpo     mean_i( sum_t loss*m / sum_t m ) / A          per-sequence mean, then mean over sequences
+    grpo     sum_i( sum_t loss*m / sum_t m ) / (R / W)     per-sequence mean, then mean over sequences
     bnpo     sum(loss*m) / sum(m) / A                      token mean over the micro-batch
-    dr_grpo  sum(loss*m) / (B * max_completion_length) / A constant normaliser (Dr. GRPO)
+    dr_grpo  sum(loss*m) / (R / W * max_completion_length) constant normaliser (Dr. GRPO)
     dapo     sum(loss*m) / (N / W)                         N = masked tokens of the optimiser step's batch on
                                                           all ranks: a token mean over the global batch
 
-With gradients averaged over ranks (as DDP does), ``dapo`` is the exact token mean over the global batch and
-``dr_grpo`` the sum over the global batch divided by ``B_global * L``.
+``R`` = rows of the optimiser step's batch on all ranks (``num_rows_in_batch``; without it, the micro-batch's
+``B * A``, TRL's form). With gradients averaged over ranks (as DDP does), ``grpo`` is the exact mean of the
+sequence means over the global batch, ``dr_grpo`` the sum over the global batch divided by ``R * L`` and
+``dapo`` the exact token mean over the global batch, whatever the micro-batches and the rows per rank (DAPO's
+dynamic sampling leaves ranks and last micro-batches with fewer rows). TRL's per-micro-batch means are the
+same when every micro-batch holds the same number of rows; with a short last micro-batch they weigh its rows
+more. ``bnpo`` stays a token mean per micro-batch, as in TRL.
 
 References: PPO (Schulman et al. 2017); DAPO (Yu et al. 2025, arXiv:2503.14476) clip-higher and token-level
 loss; Dr. GRPO (Liu et al. 2025, arXiv:2503.20783); k3: J. Schulman, "Approximating KL divergence" (2020);
@@ -90,6 +95,7 @@ def aggregate_loss(
     *,
     max_completion_length: int,
     num_items_in_batch: float | torch.Tensor | None = None,
+    num_rows_in_batch: float | torch.Tensor | None = None,
     accumulation_steps: int = 1,
     world_size: int = 1,
 ) -> torch.Tensor:
@@ -102,6 +108,8 @@ def aggregate_loss(
         max_completion_length: The constant ``L`` of ``dr_grpo``.
         num_items_in_batch: For ``dapo``: masked tokens of the optimiser step's whole batch on all ranks
             (defaults to this micro-batch's, i.e. one micro-batch, one rank).
+        num_rows_in_batch: For ``grpo`` and ``dr_grpo``: rows of the optimiser step's whole batch on all
+            ranks (defaults to ``B * accumulation_steps * world_size``: equal micro-batches and ranks).
         accumulation_steps: Micro-batches accumulated into the optimiser step.
         world_size: Data-parallel ranks.
 
@@ -120,12 +128,17 @@ def aggregate_loss(
     """
     mask = mask.to(per_token_loss.dtype)
     masked = per_token_loss * mask  # (B, T)
+    rows = (
+        torch.as_tensor(float(per_token_loss.size(0) * accumulation_steps * world_size))
+        if num_rows_in_batch is None
+        else torch.as_tensor(num_rows_in_batch)
+    ).to(per_token_loss.dtype).clamp(min=1.0) / world_size  # this rank's share of the step's rows
     if loss_type == "grpo":
-        return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / accumulation_steps
+        return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / rows
     if loss_type == "bnpo":
         return masked.sum() / mask.sum().clamp(min=1.0) / accumulation_steps
     if loss_type == "dr_grpo":
-        return masked.sum() / (per_token_loss.size(0) * max_completion_length) / accumulation_steps
+        return masked.sum() / (rows * max_completion_length)
     if loss_type == "dapo":
         total = mask.sum() if num_items_in_batch is None else torch.as_tensor(num_items_in_batch)
         normaliser = total.to(per_token_loss.dtype).clamp(min=1.0) / world_size
@@ -186,6 +199,7 @@ def grpo_loss(
     beta: float = 0.0,
     ref_logprobs: torch.Tensor | None = None,
     num_items_in_batch: float | torch.Tensor | None = None,
+    num_rows_in_batch: float | torch.Tensor | None = None,
     accumulation_steps: int = 1,
     world_size: int = 1,
 ) -> LossOutput:
@@ -197,8 +211,8 @@ def grpo_loss(
             (ratio 1, the on-policy case ``num_iterations == 1``).
         advantages: Shape (B,).
         mask: Completion mask (B, T), 1 = token counts.
-        loss_type, epsilon_low, epsilon_high, max_completion_length, num_items_in_batch, accumulation_steps,
-            world_size: See :func:`clipped_surrogate` and :func:`aggregate_loss`.
+        loss_type, epsilon_low, epsilon_high, max_completion_length, num_items_in_batch, num_rows_in_batch,
+            accumulation_steps, world_size: See :func:`clipped_surrogate` and :func:`aggregate_loss`.
         beta: KL coefficient; the KL term is added per token before aggregation (as TRL).
         ref_logprobs: Reference log-probs (B, T); required when ``beta > 0``.
 
@@ -225,6 +239,7 @@ def grpo_loss(
     aggregate = dict(
         max_completion_length=max_completion_length,
         num_items_in_batch=num_items_in_batch,
+        num_rows_in_batch=num_rows_in_batch,
         accumulation_steps=accumulation_steps,
         world_size=world_size,
     )

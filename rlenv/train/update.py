@@ -148,7 +148,9 @@ def grpo_update(
     advantages = compute_advantages(batch, config).to(policy.device)  # (N,)
     weights = batch.loss_weight.to(policy.device)  # (N,)
     lengths = torch.tensor([len(c) for c in batch.rollouts.completion_ids], dtype=torch.float32)
-    num_items = reduce_sum((lengths * batch.loss_weight).sum())
+    # the step's masked tokens and rows on all ranks: the normalisers of dapo and of grpo / dr_grpo
+    totals = torch.stack([(lengths * batch.loss_weight).sum(), torch.tensor(float(rows))])  # (2,)
+    num_items, num_rows = reduce_sum(totals)
     micros = _micro_batches(_trained_rows(advantages, weights, config), config.micro_batch_size)
     refs = _reference_logprobs(ref, batch, micros, config, autocast)
     olds = _old_logprobs(policy, batch, micros, config, autocast)
@@ -158,7 +160,7 @@ def grpo_update(
         stats, finite = _Stats(), True
         for rows_, ref_lp, old_lp in zip(micros, refs, olds, strict=True):
             finite &= _micro_step(policy, batch, rows_, advantages, weights, ref_lp, old_lp, config,
-                                  num_items, len(micros), dist, stats, autocast)
+                                  (num_items, num_rows), len(micros), dist, stats, autocast)
         zero_missing_grads(policy.module.parameters())  # untouched parameters step as on any DDP rank
         all_finite = all_reduce_grads(policy.module.parameters(), sums=(float(not finite),))[0] == 0.0
         result = optimizer_step(
@@ -173,8 +175,9 @@ def grpo_update(
     metrics["train/skipped_updates"] = float(skipped)
     metrics["loss/kl"] = metrics.get("policy/kl", 0.0)
     adv = advantages.detach().cpu()
-    metrics.update({"adv/mean": float(adv.mean()), "adv/std": float(adv.std(unbiased=False)),
-                    "adv/abs_max": float(adv.abs().max())})
+    if adv.numel():  # a rank can hold no rows (fewer prompts than ranks, or none kept by dynamic sampling)
+        metrics.update({"adv/mean": float(adv.mean()), "adv/std": float(adv.std(unbiased=False)),
+                        "adv/abs_max": float(adv.abs().max())})
     return metrics
 
 
@@ -187,7 +190,7 @@ def _micro_step(
     ref_lp: torch.Tensor | None,
     old_lp: torch.Tensor | None,
     config: GRPOConfig,
-    num_items: torch.Tensor,
+    totals: tuple[torch.Tensor, torch.Tensor],
     accumulation: int,
     dist: DistInfo,
     stats: _Stats,
@@ -205,7 +208,8 @@ def _micro_step(
         score.logprobs.float(), old_lp, advantages[index], mask,
         loss_type=config.loss_type, epsilon_low=config.epsilon_low, epsilon_high=config.epsilon_high,
         max_completion_length=config.max_new_tokens, beta=config.beta, ref_logprobs=ref_lp,
-        num_items_in_batch=num_items, accumulation_steps=accumulation, world_size=dist.world_size,
+        num_items_in_batch=totals[0], num_rows_in_batch=totals[1], accumulation_steps=accumulation,
+        world_size=dist.world_size,
     )
     loss = out.loss + config.aux_loss_coef * score.aux_loss.float() / accumulation
     if not math.isfinite(float(loss.detach())):

@@ -279,3 +279,18 @@ def test_evaluation_sharded_over_ranks_equals_one_process(tmp_path):
     assert alone["audit/checked"] == 1.0 and alone["audit/wrong_target"] == 0.0
     for rank in range(2):
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == alone
+
+
+def test_grpo_goes_on_when_a_rank_holds_no_rows(tmp_path):
+    # One prompt per step on two ranks: rank 1 samples nothing (as a rank whose groups dynamic sampling all
+    # dropped), yet joins every collective, and the run finishes.
+    from rlenv.train.config import GRPOConfig
+    from rlenv.train.grpo import train
+    from rlenv.train.metrics import read_metrics
+    from tests.train.conftest import TOY_ENV
+
+    config = GRPOConfig(run_dir=str(tmp_path), policy="tiny", env_id=TOY_ENV, steps=2, prompts_per_step=1,
+                        num_generations=4, max_new_tokens=8, micro_batch_size=4, lr=1e-2, stop_strings=(),
+                        progress=False, tensorboard=False, device="cpu")
+    run_local_ranks(train, config, 2)
+    assert [r["step"] for r in read_metrics(str(tmp_path))] == [1, 2]

@@ -173,3 +173,21 @@ def test_on_policy_gradient_is_advantage_weighted_logprob_gradient():
 def test_entropy_of_uniform_and_peaked():
     assert entropy_from_logits(torch.zeros(8)).item() == pytest.approx(math.log(8))
     assert entropy_from_logits(torch.tensor([100.0, 0.0, 0.0])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_ragged_micro_batches_and_ranks_weigh_every_row_alike(loss_type):
+    # 5 rows: one process with the whole batch, or ranks holding 3 and 2 rows (dynamic sampling leaves ranks
+    # uneven) split into micro-batches of 2 (the last one short); gradients are averaged over the 2 ranks.
+    torch.manual_seed(0)
+    loss = torch.randn(5, 6)
+    mask = (torch.rand(5, 6) > 0.3).float()
+    mask[:, 0] = 1.0
+    common = dict(max_completion_length=6, num_items_in_batch=mask.sum(), num_rows_in_batch=5.0)
+    whole = aggregate_loss(loss, mask, loss_type, **common)
+    ranks = []
+    for rows in ([0, 1, 2], [3, 4]):
+        micros = [rows[i : i + 2] for i in range(0, len(rows), 2)]
+        ranks.append(sum(aggregate_loss(loss[m], mask[m], loss_type, accumulation_steps=len(micros),
+                                        world_size=2, **common) for m in micros))
+    assert (sum(ranks) / 2).item() == pytest.approx(whole.item(), rel=1e-6)
