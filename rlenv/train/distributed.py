@@ -2,10 +2,10 @@
 
 Key idea: ``torchrun --nproc_per_node K rlenv train ...`` starts K processes; each samples its share of the
 prompts, computes gradients on its rows, and the gradients are averaged across ranks before the optimiser step
-(gloo on CPU, nccl on GPU) -- the same arithmetic as ``DistributedDataParallel``. The all-reduce is done
-by hand, once per optimiser step over one flat buffer, because MoE layers leave some experts without gradient
-in a step (which DDP only tolerates with ``find_unused_parameters``) and because the policy's forward returns
-rich outputs.
+(gloo on CPU; on GPU nccl for the gradients and gloo for the CPU scalars and objects) -- the same arithmetic
+as ``DistributedDataParallel``. The all-reduce is done by hand, once per optimiser step over one flat buffer,
+because MoE layers leave some experts without gradient in a step (which DDP only tolerates with
+``find_unused_parameters``) and because the policy's forward returns rich outputs.
 
 Without torchrun (no ``WORLD_SIZE`` in the environment) everything here is a no-op on one rank.
 
@@ -59,7 +59,8 @@ def init_distributed(device_type: str) -> DistInfo:
         return DistInfo()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if device_type == "cuda" else "gloo"
+        # GPU: nccl for the gradients, gloo for the CPU scalars (losses, token counts, flags) and objects
+        backend = "cpu:gloo,cuda:nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(local)
         _bind_group_defaults_to_none()
@@ -92,7 +93,8 @@ def all_reduce_grads(parameters: Iterable[torch.nn.Parameter], sums: Sequence[fl
     params = zero_missing_grads(parameters)
     dtype = params[0].grad.dtype if params else torch.float32
     ride = dtype in (torch.float32, torch.float64)  # lower precisions would round the sums
-    extra = torch.tensor(values if ride else [], dtype=dtype)  # (S,) or (0,)
+    device = params[0].grad.device if params else torch.device("cpu")
+    extra = torch.tensor(values if ride else [], dtype=dtype, device=device)  # (S,) or (0,)
     flat = torch.cat([p.grad.reshape(-1) for p in params] + [extra])  # (P + S,)
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     if ride:

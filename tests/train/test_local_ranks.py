@@ -294,3 +294,24 @@ def test_grpo_goes_on_when_a_rank_holds_no_rows(tmp_path):
                         progress=False, tensorboard=False, device="cpu")
     run_local_ranks(train, config, 2)
     assert [r["step"] for r in read_metrics(str(tmp_path))] == [1, 2]
+
+
+def test_a_gpu_group_pairs_nccl_with_gloo_for_cpu_tensors(monkeypatch):
+    # The update reduces CPU scalars (token counts, flags, losses) beside the CUDA gradients; nccl alone
+    # cannot take CPU tensors, so a GPU group has gloo for them.
+    import torch.distributed as dist
+
+    from rlenv.train.distributed import init_distributed
+
+    calls = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(backend))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    info = init_distributed("cuda")
+    assert (info.rank, info.world_size, info.local_rank) == (1, 2, 1)
+    assert calls == ["cpu:gloo,cuda:nccl"]
+    init_distributed("cpu")
+    assert calls[-1] == "gloo"
