@@ -95,6 +95,8 @@ class HFPolicy(Policy):
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], n: int, sampling: SamplingParams) -> Rollouts:
+        from transformers import GenerationConfig
+
         prompt_ids = [self.encode(p) for p in prompts for _ in range(n)]
         width = max(len(p) for p in prompt_ids)
         tokens = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompt_ids], device=self.device)
@@ -111,11 +113,18 @@ class HFPolicy(Policy):
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
         if sampling.stop_strings:
             kwargs.update(stop_strings=list(sampling.stop_strings), tokenizer=self.tokenizer)
-        was_training = self.module.training
+        was_training, defaults = self.module.training, self.module.generation_config
         self.module.eval()
-        with seeded(sampling.seed, self.device):
-            out = self.module.generate(input_ids=tokens, attention_mask=mask, **kwargs)
-        self.module.train(was_training)
+        # The model's own generation defaults (a repetition penalty, min_p, ...) fill every field not passed
+        # here and would reshape the distribution the tokens are drawn from, while the log-probs below (and
+        # the training forward) are those of plain softmax(logits / T): sample from that alone.
+        self.module.generation_config = GenerationConfig()
+        try:
+            with seeded(sampling.seed, self.device):
+                out = self.module.generate(input_ids=tokens, attention_mask=mask, **kwargs)
+        finally:
+            self.module.generation_config = defaults
+            self.module.train(was_training)
         new = out.sequences[:, width:]  # (B, C)
         logits = torch.stack(out.logits, dim=1).float()  # (B, C, V)
         temperature = sampling.temperature if sampling.temperature > 0 else 1.0
@@ -134,13 +143,15 @@ class HFPolicy(Policy):
         for ids, lps in zip(new, logp, strict=True):
             ids, done = _cut(ids, stops)
             text = self.decode(ids)
-            if not done and sampling.stop_strings:
-                # HF stops a row at a stop string but keeps generating the other rows: cut it here.
-                for s in sampling.stop_strings:
-                    at = text.find(s)
-                    if at >= 0:
-                        ids, text, done = self._cut_text(ids, at + len(s)), text[: at + len(s)], True
-                        break
+            if sampling.stop_strings:
+                # HF stops a row at a stop string but keeps generating the other rows, padding it: cut it
+                # here. The search runs before the EOS, since with pad == EOS (a tokenizer without a pad
+                # token) the padding after a stop string looks like an EOS the model never sampled.
+                body = self.decode(ids[:-1]) if done else text
+                ends = [body.find(s) + len(s) for s in sampling.stop_strings if s in body]
+                if ends:
+                    end = min(ends)
+                    ids, text, done = self._cut_text(ids, end), body[:end], True
             completions.append(ids)
             logprobs.append(lps[: len(ids)])
             finished.append(done)

@@ -35,12 +35,14 @@ def compute_advantages(batch: RolloutBatch, config: GRPOConfig) -> torch.Tensor:
     """Group-relative advantages of a batch; the batch-level std is taken over all ranks."""
     batch_std = None
     if config.scale_rewards == "batch":
-        valid = batch.rewards[~torch.isnan(batch.rewards)]  # (n,)
-        sums = reduce_sum(torch.stack([valid.sum(), (valid**2).sum(), torch.tensor(float(valid.numel()))]))
+        # float64: E[x^2] - E[x]^2 in float32 loses a small spread around a large mean (100 +- 0.01 -> 0)
+        valid = batch.rewards[~torch.isnan(batch.rewards)].double()  # (n,)
+        count_ = torch.tensor(float(valid.numel()), dtype=torch.float64)
+        sums = reduce_sum(torch.stack([valid.sum(), (valid**2).sum(), count_]))
         count = float(sums[2])
         if count > 1:
             mean = sums[0] / count
-            batch_std = ((sums[1] / count - mean**2).clamp(min=0) * count / (count - 1)).sqrt()
+            batch_std = ((sums[1] / count - mean**2).clamp(min=0) * count / (count - 1)).sqrt().float()
         else:
             batch_std = nanstd(batch.rewards) if batch.rewards.numel() > 1 else torch.zeros(())
     out = group_advantages(

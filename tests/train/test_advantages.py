@@ -72,3 +72,18 @@ def test_nanstd_matches_torch_without_nans():
     x = torch.randn(5, 7)
     assert torch.allclose(nanstd(x, dim=1), x.std(dim=1), atol=1e-6)
     assert math.isnan(nanstd(torch.tensor([1.0, NAN])).item())
+
+
+def test_the_batch_std_of_a_small_spread_around_a_large_mean_is_not_lost():
+    # The batch std is reduced over ranks as sums of x and x^2; in float32 100 +- 0.01 gave a std of 0.
+    from rlenv.train.config import GRPOConfig
+    from rlenv.train.rollout import RolloutBatch
+    from rlenv.train.update import compute_advantages
+
+    torch.manual_seed(0)
+    rewards = 100.0 + 0.01 * torch.randn(64)
+    batch = RolloutBatch(None, list(range(16)), rewards, {}, torch.ones(64))
+    config = GRPOConfig(scale_rewards="batch", num_generations=4, prompts_per_step=16)
+    got = compute_advantages(batch, config)
+    centred = rewards - rewards.view(-1, 4).mean(1).repeat_interleave(4)
+    torch.testing.assert_close(got, centred / (rewards.double().std().float() + config.advantage_eps))

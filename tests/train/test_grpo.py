@@ -140,6 +140,35 @@ def test_hf_rollout_logprobs_match_the_training_forward(tiny_hf_dir):
     assert again.completion_ids == out.completion_ids
 
 
+def test_hf_sampling_ignores_the_models_own_generation_defaults(tiny_hf_dir):
+    # A checkpoint's generation_config (Qwen2.5-Instruct ships a repetition penalty) would reshape the
+    # distribution the tokens come from, while the rollout's log-probs are plain softmax(logits / T).
+    policy = load_policy(f"hf:{tiny_hf_dir}")
+    sampling = SamplingParams(max_new_tokens=12, temperature=1.0, seed=0)
+    plain = policy.generate(["count a:"], 4, sampling).completion_ids
+    policy.module.generation_config.repetition_penalty = 1e9
+    policy.module.generation_config.no_repeat_ngram_size = 1
+    assert policy.generate(["count a:"], 4, sampling).completion_ids == plain
+    assert policy.module.generation_config.repetition_penalty == 1e9  # the model's own config is kept
+
+
+@pytest.mark.parametrize("pad_is_eos", [False, True])
+def test_hf_rows_stopped_by_a_stop_string_keep_only_sampled_tokens(tiny_hf_dir, pad_is_eos):
+    # HF pads a row it stopped at a stop string; with pad == EOS (a tokenizer without a pad token) that
+    # padding looked like a sampled EOS and was trained on.
+    from rlenv.train.hf_policy import HFPolicy
+    from rlenv.train.policy import SamplingParams
+
+    policy = HFPolicy.from_pretrained(tiny_hf_dir)
+    if pad_is_eos:
+        policy.pad_id = policy.eos_id
+    body = policy.encode("<answer>4</answer>")
+    sampling = SamplingParams(max_new_tokens=len(body) + 2, temperature=1.0, stop_strings=("</answer>",))
+    rows = policy._rollouts([[1]], [body + [policy.pad_id] * 2], [[-0.5] * (len(body) + 2)], sampling)
+    assert rows.completion_ids == [body] and rows.finished == [True] and rows.texts == ["<answer>4</answer>"]
+    assert rows.logprobs == [[-0.5] * len(body)]
+
+
 def test_bundled_moe_routing_replay_reproduces_rollout_logprobs():
     policy = load_policy("tiny", seed=0)
     assert policy.is_moe
