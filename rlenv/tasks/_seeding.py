@@ -6,6 +6,12 @@ seed and whose ``spawn_key`` is ``(family, split, index)``: streams of different
 indices are statistically independent, and item ``i`` can be regenerated alone (GRPO groups replay
 one prompt).
 
+Disjoint streams are not disjoint items: two streams can draw the same problem (a 3-number countdown, an
+easy code task). So each item's content also has a side, fixed by a hash of its content key
+(:func:`split_of`): about one key in :data:`TEST_SHARE` is a test problem, the others train problems, and a
+generator redraws (from the item's own stream) until the item falls on its split's side. The test split then
+shares no problem with the train split of any seed.
+
 Nothing here touches a global RNG (neither ``random`` nor ``numpy.random``'s legacy state).
 
 References: NumPy, "Parallel random number generation" (SeedSequence spawning).
@@ -13,11 +19,13 @@ References: NumPy, "Parallel random number generation" (SeedSequence spawning).
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import numpy as np
 
-__all__ = ["SPLITS", "UniformStream", "check_split", "family_key", "item_rng"]
+__all__ = ["SPLITS", "SPLIT_TRIES", "TEST_SHARE", "UniformStream", "check_split", "family_key", "item_rng",
+           "split_of"]
 
 # split name -> spawn-key component; train and test streams are disjoint by construction.
 SPLITS: dict[str, int] = {"train": 0, "test": 1}
@@ -28,6 +36,25 @@ def check_split(split: str) -> int:
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not one of {sorted(SPLITS)}")
     return SPLITS[split]
+
+
+TEST_SHARE = 8
+"""One content key in ``TEST_SHARE`` is a test problem; the others are train problems."""
+
+SPLIT_TRIES = 256
+"""Draws a generator makes for an item on its split's side ((7/8)^256 ~ 1e-15 for a test item to fail)."""
+
+
+def split_of(key: str) -> str:
+    """The split a problem belongs to, from its content key (a stable hash: the same on every machine).
+
+    Example:
+        >>> keys = [f"countdown {n} 24" for n in range(800)]
+        >>> 60 < sum(split_of(k) == "test" for k in keys) < 140  # about one in TEST_SHARE
+        True
+    """
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return "test" if int.from_bytes(digest, "little") % TEST_SHARE == 0 else "train"
 
 
 def family_key(name: str) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rlenv.tasks._seeding import UniformStream, item_rng
+from rlenv.tasks._seeding import SPLIT_TRIES, UniformStream, item_rng, split_of
 
 __all__ = ["KINDS", "generate", "generate_item"]
 
@@ -205,7 +205,8 @@ def generate_item(
     Args:
         index: Item index (>= 0).
         seed: Data-set seed.
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"`` or ``"test"`` (no task text is on both sides: see
+            :func:`rlenv.tasks._seeding.split_of`).
         difficulty: 1 (one step, 4 tests) to 5 (five steps, 8 tests).
         kinds: Task kinds to draw from, a subset of :data:`KINDS`.
 
@@ -223,12 +224,16 @@ def generate_item(
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"kinds={kinds!r}: each must be one of {sorted(KINDS)}")
     s = UniformStream(item_rng("code", seed, split, index))
-    kind = s.choice(tuple(kinds))
-    signature, preamble, reference, draw, steps = KINDS[kind](s, difficulty)
-    numbered = "\n".join(f"{i}. {text[0].upper()}{text[1:]}." for i, (text, *_) in enumerate(steps, 1))
-    problem = (
-        f"Write a Python function `solve({signature})`. {preamble}, apply these steps in order:\n{numbered}"
-    )
+    for _ in range(SPLIT_TRIES):  # redrawn until the task is on its split's side
+        kind = s.choice(tuple(kinds))
+        signature, preamble, reference, draw, steps = KINDS[kind](s, difficulty)
+        numbered = "\n".join(f"{i}. {text[0].upper()}{text[1:]}." for i, (text, *_) in enumerate(steps, 1))
+        problem = (f"Write a Python function `solve({signature})`. {preamble}, apply these steps in order:"
+                   f"\n{numbered}")
+        if split_of(f"code {problem}") == split:
+            break
+    else:
+        raise ValueError(f"no {kinds} task on the {split} side after {SPLIT_TRIES} draws")
     inputs: list[Any] = []
     for _ in range(8 * (3 + difficulty)):  # distinct inputs when the input space allows
         x = draw()

@@ -26,10 +26,11 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlenv.tasks._seeding import UniformStream, check_split, item_rng
+from rlenv.tasks._seeding import SPLIT_TRIES, UniformStream, check_split, item_rng, split_of
 
 __all__ = [
     "CountdownConfig",
@@ -141,8 +142,8 @@ def _random_witness(nums: list[int], ops: tuple[str, ...], s: UniformStream) -> 
             (a, ea), (b, eb) = (b, eb), (a, ea)
         op = s.choice(ops)
         value = _combine(a, op, b)
-        if value is None:
-            op = "+" if "+" in ops else "*"
+        if value is None:  # '-' or '/' not allowed here: '+' (or '*'), if the settings allow one
+            op = next((o for o in ("+", "*") if o in ops), op)
             value = _combine(a, op, b)
             if value is None:
                 return None
@@ -177,7 +178,8 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train",
     Args:
         index: Item index (>= 0).
         seed: Data-set seed.
-        split: ``"train"`` or ``"test"`` (disjoint streams).
+        split: ``"train"`` or ``"test"`` (disjoint streams, and no problem on both sides:
+            :func:`rlenv.tasks._seeding.split_of` of :func:`content_key`).
         config: Generator settings (defaults: :class:`CountdownConfig`).
 
     Returns:
@@ -193,6 +195,19 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train",
     """
     config = config or CountdownConfig()
     s = UniformStream(item_rng("countdown", seed, split, index))
+    for _ in range(SPLIT_TRIES):
+        item = _draw_item(config, s)
+        if split_of(content_key(item["nums"], item["target"])) == split:
+            return item
+    raise ValueError(f"no countdown item on the {split} side after {SPLIT_TRIES} draws; widen the ranges")
+
+
+def content_key(nums: Sequence[int], target: int) -> str:
+    """What makes two countdown problems the same: the numbers as a multiset and the target."""
+    return f"countdown {sorted(nums)} {target}"
+
+
+def _draw_item(config: CountdownConfig, s: UniformStream) -> dict[str, Any]:
     if config.shortcut_rate > 0 and s.random() < config.shortcut_rate:
         forced = _forced_shortcut(config, s)
         if forced is not None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from rlenv.tasks._seeding import UniformStream, item_rng
+from rlenv.tasks._seeding import SPLIT_TRIES, UniformStream, item_rng, split_of
 
 __all__ = ["FAMILIES", "format_answer", "generate", "generate_item"]
 
@@ -69,6 +69,8 @@ def _fractions(s: UniformStream, level: int) -> tuple[str, Fraction]:
         op = s.choice("+-*" if level >= 3 else "+-")
         t = Fraction(num, den)
         value = {"+": value + t, "-": value - t, "*": value * t}[op]
+        if op == "*" and len(parts) > 1:  # the value so far is the left operand: say so in the text
+            parts = [f"({' '.join(parts)})"]
         parts.append(f"{op} {num}/{den}")
     return f"Compute {' '.join(parts)}. Give the result as a fraction in lowest terms (or an integer).", value
 
@@ -139,7 +141,8 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty
     Args:
         index: Item index (>= 0).
         seed: Data-set seed.
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"`` or ``"test"`` (no problem text is on both sides: see
+            :func:`rlenv.tasks._seeding.split_of`).
         difficulty: 1 (one or two small steps) to 5 (five or more steps, large numbers).
         families: Families to draw from (uniformly), a subset of :data:`FAMILIES`.
 
@@ -160,9 +163,12 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty
     if unknown or not families:
         raise ValueError(f"families={families!r}: each must be one of {sorted(FAMILIES)}")
     s = UniformStream(item_rng("math", seed, split, index))
-    family = s.choice(tuple(families))
-    problem, answer = FAMILIES[family](s, difficulty)
-    return {"problem": problem, "answer": format_answer(answer), "family": family}
+    for _ in range(SPLIT_TRIES):  # redrawn until the problem is on its split's side
+        family = s.choice(tuple(families))
+        problem, answer = FAMILIES[family](s, difficulty)
+        if split_of(f"math {problem}") == split:
+            return {"problem": problem, "answer": format_answer(answer), "family": family}
+    raise ValueError(f"no {families} problem on the {split} side after {SPLIT_TRIES} draws")
 
 
 def generate(n: int, *, seed: int = 0, split: str = "train", start: int = 0, difficulty: int = 2,

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import re
 import time
 from fractions import Fraction
 
@@ -172,6 +173,25 @@ def test_seeds_and_splits_share_no_items():
     assert len(a) == 1000 and not a & b and not a & test
     # item i regenerates alone, identical to its place in the batch
     assert cd.generate_item(517, seed=42) == cd.generate(1, seed=42, start=517)[0]
+
+
+def test_no_problem_is_in_both_splits_whatever_the_seeds():
+    # A small space (3 numbers in 1..20): streams alone repeat problems; the content split keeps the test
+    # side apart (numbers as a multiset and the target, in any order).
+    config = cd.CountdownConfig(min_numbers=3, max_numbers=3, max_value=20, min_target=10, max_target=60)
+    key = lambda item: cd.content_key(item["nums"], item["target"])  # noqa: E731
+    train = {key(x) for seed in (0, 1) for x in cd.generate(2000, seed=seed, config=config)}
+    test = [key(x) for x in cd.generate(1000, seed=0, split="test", config=config)]
+    assert len(set(test)) > 100 and not train & set(test)
+
+
+def test_witnesses_use_only_the_configured_operators():
+    for ops in (("-", "/"), ("-",), ("+", "-")):
+        config = cd.CountdownConfig(operators=ops)
+        for item in cd.generate(100, seed=1, config=config):
+            assert set(re.findall(r"[-+*/]", item["solution"])) <= set(ops), (ops, item)
+    with pytest.raises(ValueError, match="no countdown item"):  # division alone rarely lands in 10..100
+        cd.generate(50, seed=1, config=cd.CountdownConfig(operators=("/",)))
 
 
 def test_generator_makes_at_least_5000_items_per_second():
