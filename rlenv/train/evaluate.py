@@ -7,7 +7,8 @@ estimator of Chen et al. (2021)::
     pass@k = E_items[ 1 - C(n - c, k) / C(n, k) ]
 
 computed as a stable product. The items come from the environment's ``split="test"`` seed stream, which shares
-nothing with the training stream (the environments guarantee disjointness), and sampling is seeded per item.
+no problem with the training split (the environments guarantee it: a problem's side is a hash of its content),
+and sampling is seeded per item.
 
 References: "Evaluating Large Language Models Trained on Code" (Chen et al. 2021, arXiv:2107.03374), sec. 2.1.
 
