@@ -241,7 +241,7 @@ class ReasoningEnv(gym.Env):
         if self._row is None:
             raise ResetNeeded("Cannot call env.step() before calling env.reset()")
         if self._done:
-            raise ResetNeeded("The episode is over (single-turn): call env.reset() before env.step()")
+            raise ResetNeeded("The episode is over: call env.reset() before env.step()")
         return action
 
     def step(self, action: str) -> tuple[Any, float, bool, bool, dict]:

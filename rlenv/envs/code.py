@@ -21,7 +21,7 @@ __all__ = ["CODE_COLUMNS", "CodeEnv"]
 
 _SOURCES = ("procedural", "humaneval", "mbpp")
 # the test columns rewards.code_accuracy understands, forwarded when a row has them
-CODE_COLUMNS = ("tests", "test", "entry_point", "inputs", "outputs")
+CODE_COLUMNS = ("tests", "test_setup_code", "test", "entry_point", "inputs", "outputs", "fn_name")
 
 
 class CodeEnv(ReasoningEnv):

@@ -13,13 +13,19 @@ a tool, and ``get_reward()`` returns the final attempt's score.
 References: Ng, Harada & Russell (1999), policy invariance under reward shaping; TRL ``GRPOTrainer``
 ``environment_factory`` (reset / tools / get_reward contract).
 
-Left out on purpose: no execution here (the reward's sandbox runs the code); the feedback lists at most
-``feedback_tests`` failures, truncated to ``max_feedback_chars``.
+Hidden tests: only the first ``shown_share`` of a row's tests (at least one, and one fewer than all when
+there are two or more) are run for the feedback; the score, and so the reward and the episode's end, counts
+every test. Feedback that listed every test would let a lookup table of the shown cases earn full reward.
+A HumanEval-style ``check`` function is one test and cannot be split: its failures are shown as they come.
+
+Left out on purpose: no execution here (the reward's sandbox runs the code); the feedback is truncated to
+``max_feedback_chars``.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,7 +33,12 @@ from rlenv import templates
 from rlenv.envs._base import observation_space_for, score
 from rlenv.envs.code import CODE_COLUMNS, CodeEnv
 
-__all__ = ["CodeFeedbackEnv", "CodeFeedbackTool", "feedback_text"]
+__all__ = ["CodeFeedbackEnv", "CodeFeedbackTool", "feedback_text", "shown_tests"]
+
+
+def _check_share(share: float) -> None:
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 < share <= 1.0:
+        raise ValueError(f"shown_share={share!r} must be a number in (0, 1]")
 
 
 def feedback_text(detail: str, *, max_chars: int = 2000) -> str:
@@ -46,6 +57,34 @@ def _tester_result(tester: Callable[..., Any], completion: str, prompt: Any,
     """(pass score in [0, 1], failure detail) from the tester's explanation."""
     result = tester.explain(completion, prompts=prompt, **columns)
     return (0.0 if result.value is None else float(result.value)), f"{result.reason}: {result.detail}"
+
+
+def shown_tests(columns: Mapping[str, Any], share: float) -> tuple[dict[str, Any], int, int]:
+    """The test columns cut to the tests the feedback may run, and (shown, total) test counts.
+
+    Example:
+        >>> cols, shown, total = shown_tests({"tests": ["a", "b", "c", "d"], "entry_point": "f"}, 0.5)
+        >>> cols["tests"], shown, total
+        (['a', 'b'], 2, 4)
+    """
+    listed = [keys for keys in (("tests",), ("inputs", "outputs"))
+              if all(isinstance(columns.get(c), (list, tuple)) for c in keys)]
+    if not listed:  # a HumanEval check function: one test, shown as it is
+        return dict(columns), 1, 1
+    keys = listed[0]
+    total = len(columns[keys[0]])
+    shown = total if total < 2 else min(total - 1, max(1, math.ceil(share * total)))
+    return {**columns, **{k: list(columns[k][:shown]) for k in keys}}, shown, total
+
+
+def _feedback(tester: Callable[..., Any], completion: str, prompt: Any, columns: Mapping[str, Any],
+              share: float, score: float) -> tuple[str, int, int]:
+    """What the model is told after a failed attempt, and (passed, total) over all tests."""
+    cut, shown, total = shown_tests(columns, share)
+    shown_score, detail = _tester_result(tester, completion, prompt, cut)
+    if shown_score >= 1.0 and shown < total:
+        detail = f"the {shown} shown test(s) pass; some of the other {total - shown} (hidden) tests fail"
+    return detail, round(score * total), total
 
 
 class CodeFeedbackEnv(CodeEnv):
@@ -75,7 +114,8 @@ class CodeFeedbackEnv(CodeEnv):
     ## Arguments
     Those of Code-v0, plus ``max_attempts`` (>= 1, default 3), ``reward_mode`` ("final" or "shaped"),
     ``tester`` (the reward whose explanation gives the feedback; default ``rewards.code_accuracy``),
-    ``max_feedback_chars``.
+    ``shown_share`` (share of a row's tests run for the feedback, in (0, 1], default 0.5; the others stay
+    hidden), ``max_feedback_chars``.
 
     ## Version History
     * v0: initial version (templates in ``rlenv/templates/code_feedback-v0.json``).
@@ -84,10 +124,12 @@ class CodeFeedbackEnv(CodeEnv):
     template_file = "code_feedback-v0"
 
     def __init__(self, *, max_attempts: int = 3, reward_mode: str = "final",
-                 tester: Callable[..., Any] | None = None, max_feedback_chars: int = 2000,
-                 **kwargs: Any) -> None:
+                 tester: Callable[..., Any] | None = None, shown_share: float = 0.5,
+                 max_feedback_chars: int = 2000, **kwargs: Any) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"max_attempts={max_attempts!r} must be an int >= 1")
+        _check_share(shown_share)
+        self.shown_share = float(shown_share)
         if reward_mode not in ("final", "shaped"):
             raise ValueError(f"reward_mode={reward_mode!r} must be 'final' or 'shaped'")
         if tester is not None and not callable(getattr(tester, "explain", None)):
@@ -117,8 +159,9 @@ class CodeFeedbackEnv(CodeEnv):
         info["attempt"] = 0
         return obs, info
 
-    def _conversation(self, completion: str, feedback: str) -> Any:
-        fields = {"attempt": str(self._attempt), "max_attempts": str(self.max_attempts), "failures": feedback}
+    def _conversation(self, completion: str, feedback: str, passed: int, total: int) -> Any:
+        fields = {"attempt": str(self._attempt), "max_attempts": str(self.max_attempts), "failures": feedback,
+                  "passed": str(passed), "total": str(total)}
         turn = templates.render_feedback(self.template_file, self.template, fields)
         if isinstance(self._prompt, str):
             return self._prompt + completion + turn
@@ -131,9 +174,8 @@ class CodeFeedbackEnv(CodeEnv):
         total, components = score(self.reward_fn, completion, self._prompt, columns)
         self._attempt += 1
         passed = components.get("accuracy")
-        detail = ""
-        if passed is None or (passed < 1.0 and self._attempt < self.max_attempts):
-            passed, detail = _tester_result(self.tester, completion, self._prompt, columns)
+        if passed is None:
+            passed, _ = _tester_result(self.tester, completion, self._prompt, columns)
         done = passed >= 1.0 or self._attempt >= self.max_attempts
         if self.reward_mode == "shaped":
             reward, self._previous = total - self._previous, total
@@ -143,8 +185,10 @@ class CodeFeedbackEnv(CodeEnv):
         if done:
             self._done, self._last_text = True, completion
             return ("" if isinstance(self._prompt, str) else ()), reward, True, False, info
+        share = self.shown_share
+        detail, n_passed, n_tests = _feedback(self.tester, completion, self._prompt, columns, share, passed)
         feedback = feedback_text(detail, max_chars=self.max_feedback_chars)
-        self._prompt = self._conversation(completion, feedback)
+        self._prompt = self._conversation(completion, feedback, n_passed, n_tests)
         self._last_text = self._prompt if isinstance(self._prompt, str) else self._prompt[-1]["content"]
         return copy.deepcopy(self._prompt), reward, False, False, info
 
@@ -164,10 +208,12 @@ class CodeFeedbackTool:
     """
 
     def __init__(self, max_attempts: int = 3, tester: Callable[..., Any] | None = None,
-                 max_feedback_chars: int = 2000) -> None:
+                 max_feedback_chars: int = 2000, shown_share: float = 0.5) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts={max_attempts!r} must be >= 1")
+        _check_share(shown_share)
         self.max_attempts, self.max_feedback_chars, self._tester = max_attempts, max_feedback_chars, tester
+        self.shown_share = float(shown_share)
         self._columns: dict[str, Any] = {}
         self._attempts, self._score = 0, 0.0
 
@@ -180,7 +226,7 @@ class CodeFeedbackTool:
         return None
 
     def run_tests(self, code: str) -> str:
-        """Runs the hidden unit tests on a complete Python solution.
+        """Runs the unit tests on a complete Python solution (failures are shown for some of them only).
 
         Args:
             code: The full Python source code of the requested function.
@@ -198,11 +244,14 @@ class CodeFeedbackTool:
             self._tester = rewards.code_accuracy
         self._attempts += 1
         fenced = code if "```" in code else f"```python\n{code}\n```"
-        self._score, detail = _tester_result(self._tester, f"<answer>{fenced}</answer>", None, self._columns)
+        completion = f"<answer>{fenced}</answer>"
+        self._score, _ = _tester_result(self._tester, completion, None, self._columns)
         left = self.max_attempts - self._attempts
         if self._score >= 1.0:
             return "All tests passed."
-        return f"Score {self._score:.2f}; {left} attempt(s) left. Failures:\n" + feedback_text(
+        detail, passed, total = _feedback(self._tester, completion, None, self._columns, self.shown_share,
+                                          self._score)
+        return f"{passed} of {total} tests passed; {left} attempt(s) left. Failures:\n" + feedback_text(
             detail, max_chars=self.max_feedback_chars)
 
     def get_reward(self) -> float:

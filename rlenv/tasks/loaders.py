@@ -56,7 +56,14 @@ def _read_path(path: Path) -> list[dict[str, Any]]:
     opener = gzip.open if name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
         if name.endswith((".jsonl", ".jsonl.gz")):
-            return [json.loads(line) for line in f if line.strip()]
+            rows = []
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError as error:
+                        raise ValueError(f"{name} line {number} is not JSON: {error}") from None
+            return rows
         if name.endswith((".json", ".json.gz")):
             data = json.load(f)
             return data if isinstance(data, list) else [data]
@@ -89,11 +96,17 @@ def load_records(source: Source) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def _need(rows: list[dict[str, Any]], columns: Iterable[str], what: str) -> None:
+def _need(rows: list[dict[str, Any]], columns: Iterable[str], what: str, *, text: Iterable[str] = ()) -> None:
+    """Every row has ``columns``, and its ``text`` columns are non-blank strings (else ValueError)."""
+    columns, text = tuple(columns), tuple(text)
     for i, row in enumerate(rows):
         missing = [c for c in columns if c not in row]
         if missing:
             raise ValueError(f"{what} row {i} lacks column(s) {missing}; it has {sorted(row)}")
+        for c in text:
+            if not isinstance(row[c], str) or not row[c].strip():
+                got = repr(row[c])[:80]
+                raise ValueError(f"{what} row {i}: column {c!r} must be a non-empty string, got {got}")
 
 
 def gsm8k_answer(solution: str) -> str:
@@ -105,7 +118,10 @@ def gsm8k_answer(solution: str) -> str:
     """
     if "####" not in solution:
         raise ValueError(f"GSM8K solution has no '#### answer' line: {solution[-80:]!r}")
-    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+    answer = solution.rsplit("####", 1)[1].strip().replace(",", "")
+    if not answer:
+        raise ValueError(f"GSM8K solution has an empty '#### answer' line: {solution[-80:]!r}")
+    return answer
 
 
 def boxed_answer(solution: str) -> str | None:
@@ -134,7 +150,7 @@ def load_gsm8k(source: Source) -> list[dict[str, Any]]:
         '4'
     """
     rows = load_records(source)
-    _need(rows, ("question", "answer"), "GSM8K")
+    _need(rows, ("question", "answer"), "GSM8K", text=("question", "answer"))
     return [{"problem": r["question"], "answer": gsm8k_answer(r["answer"]), "solution": r["answer"]}
             for r in rows]
 
@@ -149,11 +165,11 @@ def load_math(source: Source) -> list[dict[str, Any]]:
         '1'
     """
     rows = load_records(source)
-    _need(rows, ("problem",), "MATH")
+    _need(rows, ("problem",), "MATH", text=("problem",))
     out = []
     for i, r in enumerate(rows):
-        answer = r.get("answer")
-        answer = str(answer).strip() if answer is not None else boxed_answer(r.get("solution") or "")
+        answer = "" if r.get("answer") is None else str(r["answer"]).strip()
+        answer = answer or boxed_answer(r.get("solution") or "")
         if not answer:
             raise ValueError(f"MATH row {i} has neither an 'answer' nor a \\boxed{{}} solution")
         extra = {k: r[k] for k in ("solution", "level", "subject", "type") if k in r}
@@ -170,11 +186,15 @@ def load_jsonl(source: Source, column_map: Mapping[str, str] | None = None) -> l
     """
     rows = load_records(source)
     mapping = {"problem": "problem", "answer": "answer", **dict(column_map or {})}
-    _need(rows, mapping.values(), "JSONL")
+    _need(rows, mapping.values(), "JSONL", text=(mapping["problem"],))
     out = []
-    for r in rows:
+    for i, r in enumerate(rows):
         row = {ours: r[theirs] for ours, theirs in mapping.items()}
-        row["answer"] = str(row["answer"])
+        answer = row["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
+            got = repr(answer)[:80]
+            raise ValueError(f"JSONL row {i}: the answer must be a non-empty string or a number, got {got}")
+        row["answer"] = str(answer)
         out.append(row)
     return out
 
@@ -189,7 +209,7 @@ def load_humaneval(source: Source) -> list[dict[str, Any]]:
         'f'
     """
     rows = load_records(source)
-    _need(rows, ("prompt", "test", "entry_point"), "HumanEval")
+    _need(rows, ("prompt", "test", "entry_point"), "HumanEval", text=("prompt", "test", "entry_point"))
     return [{"problem": "Complete this Python function:\n```python\n" + r["prompt"] + "```",
              "test": r["test"], "entry_point": r["entry_point"], "task_id": r.get("task_id", str(i)),
              "prompt_code": r["prompt"]} for i, r in enumerate(rows)]

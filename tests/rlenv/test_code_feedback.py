@@ -5,6 +5,8 @@ completion containing ``FIXED`` and otherwise explains which "test" failed. The 
 ``rewards.code_accuracy`` runs when that reward is available.
 """
 
+import ast
+
 import gymnasium as gym
 import pytest
 
@@ -112,3 +114,28 @@ def test_real_code_reward_feedback_loop():
     right = f"<think>.</think><answer>```python\n{info['solution']}```</answer>"
     _, reward, terminated, _, step_info = env.step(right)
     assert terminated and reward == 1.0 and step_info["attempt"] == 2
+
+
+@needs_code_reward
+def test_feedback_shows_some_tests_and_the_score_counts_all():
+    # A lookup table of the shown cases must not earn full reward: half the tests stay hidden.
+    env = gym.make("rlenv/CodeFeedback-v0", max_attempts=2, kinds=("number",), difficulty=1)
+    env.reset(seed=0)
+    tests = env.unwrapped._row["tests"]
+    wrong = "<think>.</think><answer>```python\ndef solve(n):\n    return None\n```</answer>"
+    obs, *_ = env.step(wrong)
+    feedback = obs.split("Attempt 1 of 2 failed")[1]
+    assert f"(0 of {len(tests)} tests passed)" in feedback and "{" not in feedback.split(":")[0]
+    shown = [t for t in tests if t.split(" == ")[0] in feedback]
+    assert 1 <= len(shown) == len(tests) // 2  # difficulty 1: 4 tests, 2 shown
+    table = {int(t.split("solve(")[1].split(")")[0]): ast.literal_eval(t.split(" == ")[1]) for t in shown}
+    cheat = f"<think>.</think><answer>```python\ndef solve(n):\n    return {table!r}[n]\n```</answer>"
+    _, reward, terminated, _, info = env.step(cheat)
+    assert terminated and info["passed"] == pytest.approx(len(shown) / len(tests)) and reward < 0.9
+
+
+def test_shown_share_is_checked():
+    with pytest.raises(ValueError, match="shown_share"):
+        make(shown_share=0.0)
+    with pytest.raises(ValueError, match="shown_share"):
+        CodeFeedbackTool(shown_share=1.5)

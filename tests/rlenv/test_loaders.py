@@ -119,6 +119,28 @@ def test_loader_errors(tmp_path):
         gym.make("rlenv/Math-v0", source="aime")
 
 
+@pytest.mark.parametrize(("load", "rows", "match"), [
+    (loaders.load_gsm8k, [{"question": "q", "answer": None}], "'answer' must be a non-empty string"),
+    (loaders.load_gsm8k, [{"question": "q", "answer": "x\n####  "}], "empty '#### answer'"),
+    (loaders.load_jsonl, [{"problem": "p", "answer": None}], "answer must be a non-empty"),
+    (loaders.load_jsonl, [{"problem": None, "answer": 3}], "'problem' must be a non-empty string"),
+    (loaders.load_humaneval, [{"prompt": None, "test": "t", "entry_point": "f"}], "'prompt' must be"),
+])
+def test_malformed_rows_are_refused_by_row(load, rows, match):
+    # a missing answer must not become the gold string "None" (a model answering None would score)
+    with pytest.raises(ValueError, match=match):
+        load(rows)
+
+
+def test_a_bad_json_line_is_named_and_a_blank_answer_falls_back_to_the_box(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"question": "q", "answer": "#### 1"}\n{not json\n')
+    with pytest.raises(ValueError, match=r"rows\.jsonl line 2 is not JSON"):
+        loaders.load_gsm8k(path)
+    row = {"problem": "p", "answer": " ", "solution": "so \\boxed{3}"}
+    assert loaders.load_math([row])[0]["answer"] == "3"
+
+
 def test_real_gsm8k_when_available():
     root = Path(os.environ.get("RLENV_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
     path = root / "gsm8k_test.jsonl"
