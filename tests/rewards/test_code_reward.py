@@ -75,6 +75,43 @@ def test_no_code_no_tests_bad_tests(box):
     assert reward([chat], tests=[ADD_TESTS]) == [1.0]
 
 
+def test_empty_tests_give_none_with_or_without_code(box):
+    reward = make_code_reward(backend=box)
+    for completion in (ADD, "I would write add but won't."):
+        result = reward.explain(completion, tests=[])
+        assert (result.value, result.reason) == (None, "no_tests"), completion
+    assert reward(["no code", ADD], inputs=[[], []], outputs=[[], []]) == [None, None]
+
+
+def test_code_in_prefilled_thinking_is_not_run(box):
+    reward = make_code_reward(backend=box)
+    draft = "draft ```python\nprint(5)\n``` hmm, still thinking"
+    columns = {"inputs": [["x"]] * 2, "outputs": [["5"]] * 2}
+    assert reward([draft] * 2, prompts=["Assistant: <think>", "Assistant:"], **columns) == [0.0, 1.0]
+    answer = "draft ```python\nprint(4)\n```</think>```python\nprint(5)\n```"
+    assert reward([answer], prompts=["Assistant: <think>"], **{k: v[:1] for k, v in columns.items()}) == [1.0]
+
+
+def test_stdio_exit_quit_and_buffered_stdin(box):
+    reward = make_code_reward(backend=box)
+    read_sum = "n = int(input())\ns = sum(int(input()) for _ in range(n))\n"
+    programs = {
+        read_sum + "print(s)\nexit()": "6",
+        read_sum + "print(s)\nquit(0)": "6",
+        read_sum + "print(s)\nexit(3)": "6",  # the exit status still counts: 0.0
+        "import sys\nread = sys.stdin.buffer.readline\nn = int(read())\n"
+        "print(sum(int(read()) for _ in range(n)), type(sys.stdin.buffer).__name__)": "6 BufferedReader",
+    }
+    got = reward(
+        [f"```python\n{p}\n```" for p in programs],
+        inputs=[["3\n1\n2\n3\n"]] * len(programs),
+        outputs=[[out] for out in programs.values()],
+    )
+    assert got == [1.0, 1.0, 0.0, 1.0]
+    assumes_main = "```python\ndef f(x):\n    return x + 1\nif __name__ == '__main__':\n    exit()\n```"
+    assert reward([assumes_main], tests=[["assert f(1) == 2"]]) == [1.0]
+
+
 def test_failing_tests_are_explained(box):
     result = make_code_reward(backend=box).explain(ADD_BUGGY, tests=ADD_TESTS)
     assert result.reason == "failed"
@@ -172,8 +209,8 @@ class _FakeSandboxFusion(http.server.BaseHTTPRequestHandler):
             run = {
                 "status": "Finished",
                 "return_code": proc.returncode,
-                "stdout": proc.stdout,
-                "stderr": proc.stderr,
+                "stdout": proc.stdout[: 1 << 20],  # SandboxFusion keeps a bounded stdout too
+                "stderr": proc.stderr[: 1 << 20],
             }
         except subprocess.TimeoutExpired:
             run = {"status": "TimeLimitExceeded", "return_code": None, "stdout": "", "stderr": ""}
@@ -214,9 +251,87 @@ def test_http_backend(fake_service):
     assert reward([always_equal], **call) == [0.0]  # not JSON: no verdict
 
 
-def test_http_backend_unreachable_is_a_score_not_a_crash():
+def test_http_backend_matches_the_local_verdicts(fake_service, box):
+    """Programs whose HTTP verdict used to differ from the local one: a `__main__` block reading stdin, output
+    without a final newline or beyond the service's stdout cap, non-string dict keys from a call."""
+    add = "def add(a, b):\n    return a + b\n"
+    main_block = add + "if __name__ == '__main__':\n    print(add(*map(int, input().split())))"
+    cases = [
+        (main_block, {"tests": [ADD_TESTS]}, 1.0),
+        (main_block, {"test": [HUMANEVAL_TEST], "entry_point": ["add"]}, 1.0),
+        (add + "print('loaded', end='')", {"tests": [ADD_TESTS]}, 1.0),
+        (add + "for _ in range(1100):\n    print('x' * 1000)", {"tests": [ADD_TESTS]}, 1.0),  # > 1 MiB
+        (
+            "import sys\ndef add(a, b):\n    print('x' * 2000, end='')\n    return a + b",
+            {"inputs": [[[1, 2]]], "outputs": [[3]], "fn_name": ["add"]},
+            1.0,
+        ),
+        ("def f(a):\n    return {1: a}", {"inputs": [[[5]]], "outputs": [[{"1": 5}]], "fn_name": ["f"]}, 0.0),
+        ("print(int(input()) * 2)\nexit()", {"inputs": [["2\n"]], "outputs": [["4"]]}, 1.0),
+    ]
+    remote = make_code_reward(backend=HttpSandbox(fake_service, run_timeout_s=5.0, workers=4))
+    local = make_code_reward(backend=box)
+    for program, columns, expected in cases:
+        completion = f"```python\n{program}\n```"
+        assert remote([completion], **columns) == [expected], (program, remote.explain(completion, **columns))
+        assert local([completion], **columns) == [expected], program
+
+
+class _BrokenService(http.server.BaseHTTPRequestHandler):
+    mode = "http500"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        mode = type(self).mode
+        if mode == "bad_status_line":
+            self.wfile.write(b"garbage\r\n\r\n")
+            self.close_connection = True
+            return
+        if mode == "http500":
+            self.send_response(500)
+            self.end_headers()
+            return
+        data = {
+            "truncated": b'{"status": "Su',
+            "run_result_not_a_dict": json.dumps({"status": "Success", "run_result": "oops"}).encode(),
+            "reply_not_a_dict": b"[1, 2]",
+            "not_json": b"<html>busy</html>",
+            "sandbox_error": json.dumps({"status": "SandboxError", "message": "no runner"}).encode(),
+        }[mode]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data) + (100 if mode == "truncated" else 0)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+MODES = ["http500", "bad_status_line", "truncated", "run_result_not_a_dict", "reply_not_a_dict", "not_json"]
+
+
+@pytest.mark.parametrize("mode", [*MODES, "sandbox_error"])
+def test_http_backend_failures_give_none(mode):
+    _BrokenService.mode = mode
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BrokenService)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        reward = make_code_reward(backend=HttpSandbox(url, request_timeout_s=5.0, workers=2))
+        for columns in ({"tests": ADD_TESTS[:2]}, {"inputs": ["1 2\n"], "outputs": ["3"]}):
+            result = reward.explain(ADD, **columns)
+            assert (result.value, result.reason) == (None, "sandbox_error"), result
+            assert "sandbox backend failed" in result.detail
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_backend_unreachable_gives_none_not_a_crash():
     reward = make_code_reward(backend=HttpSandbox("http://127.0.0.1:9", request_timeout_s=1.0))
-    assert reward.explain(ADD, tests=ADD_TESTS[:1]).reason == "crashed"
+    result = reward.explain(ADD, tests=ADD_TESTS[:1])
+    assert (result.value, result.reason) == (None, "sandbox_error")
     with pytest.raises(ValueError, match="url"):
         HttpSandbox("ftp://example")
 

@@ -52,8 +52,42 @@ CASES = {
         "    t.start()\n    t.join()\n    return q.get()",
         {"tests": ["assert f(1) == 2"], "test_setup_code": ""},
     ),
+    # -- library containers and numpy scalars come back as plain data (converted in the child)
+    "returns_counter": (  # MBPP 88's reference solution
+        "import collections\ndef freq_count(list1):\n"
+        "  freq_count= collections.Counter(list1)\n  return freq_count",
+        {"tests": ["assert freq_count([10, 10, 20]) == ({10: 2, 20: 1})"], "test_setup_code": ""},
+    ),
+    "returns_defaultdict_namedtuple_ordereddict": (
+        "import collections\nP = collections.namedtuple('P', 'x y')\n"
+        "def g(s):\n    d = collections.defaultdict(int)\n    for c in s:\n        d[c] += 1\n"
+        "    return [d, P(1, 2), collections.OrderedDict(a=d['a'])]",
+        {"tests": ["assert g('aab') == [{'a': 2, 'b': 1}, (1, 2), {'a': 2}]"], "test_setup_code": ""},
+    ),
+    "returns_numpy_scalars": (
+        "import numpy as np\ndef f(x):\n    return np.bool_(x > 0), np.int64(x) * 2, np.float64(x) / 2",
+        {"tests": ["assert f(3) == (True, 6, 1.5)", "assert f(3)[0]"], "test_setup_code": ""},
+    ),
+    "returns_counter_with_patched_eq": (  # converted to a plain dict: the judge compares the real counts
+        "import collections\ncollections.Counter.__eq__ = lambda s, o: True\n"
+        "def f(x):\n    return collections.Counter(x)",
+        {"tests": ["assert f('ab') == {'a': 5}"], "test_setup_code": ""},
+    ),
+    "returns_own_list_subclass_always_equal": (  # the program's own class: still a program object
+        "class L(list):\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return L()",
+        {"tests": ["assert f(1) == [2]"], "test_setup_code": ""},
+    ),
+    "own_list_subclass_keeps_its_methods": (
+        "class Stack(list):\n    def push(self, x):\n        self.append(x)\n        return self.peek()\n"
+        "    def peek(self):\n        return self[-1]\ndef make():\n    return Stack()",
+        {"tests": ["s = make()\nassert s.push(3) == 3 and s.peek() == 3"], "test_setup_code": ""},
+    ),
     # -- APPS call-based
     "call_honest": (HONEST_ADD, CALL),
+    "call_counter": (
+        "from collections import Counter\ndef f(s):\n    return Counter(s)",
+        {"inputs": [["ab"], ["aa"]], "outputs": [{"a": 1, "b": 1}, {"a": 1}], "fn_name": "f"},
+    ),
     "call_solution_class": (
         "class Solution:\n    def add(self, a, b):\n        return a + [b] if isinstance(a, list) else a + b",
         CALL,
@@ -100,7 +134,14 @@ EXPECTED = {
     "setup_sys_exit": 0.0,
     "setup_program_sys_exit": 0.0,
     "threading_and_queue_import": 1.0,
+    "returns_counter": 1.0,
+    "returns_defaultdict_namedtuple_ordereddict": 1.0,
+    "returns_numpy_scalars": 1.0,
+    "returns_counter_with_patched_eq": 0.0,
+    "returns_own_list_subclass_always_equal": 0.0,
+    "own_list_subclass_keeps_its_methods": 1.0,
     "call_honest": 1.0,
+    "call_counter": 0.5,
     "call_solution_class": 1.0,
     "call_tuple_result": 1.0,
     "call_partial": pytest.approx(1 / 3),
@@ -145,3 +186,6 @@ def test_details_say_why(results):
     assert "neither 'add' nor a class Solution" in results["call_missing_function"].detail
     assert "time limit" in results["call_slow_one"].detail
     assert "got 3, expected [7]" in results["call_partial"].detail
+    assert "got {'a': 1, 'b': 1}, expected {'a': 5}" in results["returns_counter_with_patched_eq"].detail
+    assert "not a plain value" in results["returns_own_list_subclass_always_equal"].detail
+    assert "got {'a': 2}, expected {'a': 1}" in results["call_counter"].detail
