@@ -20,8 +20,12 @@ under causal attention the prompt's latents do not depend on what follows -- vLL
 miniature).
 
 Routing (``return_routing=True``): per row a (n_moe_layers, len(prompt) + len(completion), top_k) long tensor
-of the experts each token used; the last completion token was never fed to the model and holds -1 ("route
-normally" for ``Transformer.forward(routing=...)``). ``stack_routing`` lays rows out for a training batch.
+of the experts each token used. The last completion token holds -1 ("route normally" for
+``Transformer.forward(routing=...)``) when it was never fed to the model, and the experts it was routed to
+when decoding went on past it (a row cut back to a stop string at a later check, or a finished row still in
+the batch): the same experts a forward over prompt + completion picks for it. Either way replay gives the
+same completion log-probs (the last token's position predicts nothing); only the balance loss sees that
+entry. ``stack_routing`` lays rows out for a training batch.
 
 Left out: continuous batching (new prompts joining mid-flight), beam search, repetition penalties.
 """
@@ -52,7 +56,8 @@ class GenerationOutput:
     texts: list[str] | None = None
     """``tokenizer.decode(tokens)`` when a tokenizer was given."""
     routing: list[torch.Tensor] | None = None
-    """Per row (n_moe_layers, prompt + completion length, top_k) expert ids, -1 for the unfed last token."""
+    """Per row (n_moe_layers, prompt + completion length, top_k) expert ids; the last completion token holds
+    -1 if it was never fed, else the experts it used (rows cut by a stop string, see the module doc)."""
 
 
 def left_pad(
@@ -103,16 +108,24 @@ def check_request(
     max_new_tokens: int,
     stop_strings: Sequence[str],
     tokenizer: Any,
+    *,
+    extra_slots: int = 0,
 ) -> None:
-    """Validate a generation request (caller mistakes raise ``ValueError``)."""
+    """Validate a generation request (caller mistakes raise ``ValueError``).
+
+    ``extra_slots``: cache slots needed beyond ``max_new_tokens`` (speculative decoding's draft slots).
+    """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 0")
     if stop_strings and tokenizer is None:
         raise ValueError("stop_strings need a tokenizer (pass tokenizer=...)")
+    if any(not isinstance(s, str) or not s for s in stop_strings):
+        raise ValueError(f"stop_strings must be non-empty strings, got {list(stop_strings)!r}")
     longest = max((len(p) for p in prompts), default=0)
-    if longest + max_new_tokens > model.config.max_seq_len:
+    if longest + max_new_tokens + extra_slots > model.config.max_seq_len:
+        extra = f" + {extra_slots} draft slots" if extra_slots else ""
         raise ValueError(
-            f"longest prompt {longest} + max_new_tokens {max_new_tokens} exceeds "
+            f"longest prompt {longest} + max_new_tokens {max_new_tokens}{extra} exceeds "
             f"max_seq_len={model.config.max_seq_len}; shorten the prompt or raise max_seq_len"
         )
     vocab = model.config.vocab_size
@@ -183,11 +196,28 @@ class _StopStrings:
 
     def __init__(self, stop_strings: Sequence[str], tokenizer: Any, interval: int) -> None:
         self.strings, self.tokenizer, self.interval = tuple(stop_strings), tokenizer, max(1, interval)
+        # Text-bearing tokens to look back past ``checked``: a stop string of n UTF-8 bytes spans at most n
+        # of them, + 1 for a character split across the boundary. Tokens that decode to "" (pad/bos, eos when
+        # not a stop id) are not counted, else they would push the string's start out of the window and the
+        # hit would depend on when the check ran.
         self.window = max((len(s.encode()) for s in self.strings), default=0) + 1
+        self._silent: dict[int, bool] = {}  # token id -> decodes to "" on its own
+
+    def _window_start(self, ids: list[int], checked: int) -> int:
+        """Index from which ``ids[:checked]`` holds ``window`` tokens that decode to some text (or 0)."""
+        start, need = checked, self.window
+        while start > 0 and need > 0:
+            start -= 1
+            token = ids[start]
+            silent = self._silent.get(token)
+            if silent is None:
+                silent = self._silent[token] = self.tokenizer.decode([token]) == ""
+            need -= not silent
+        return start
 
     def first_hit(self, ids: list[int], checked: int) -> int | None:
         """Length of the shortest prefix of ``ids`` containing a stop string (past ``checked``), or None."""
-        start = max(0, checked - self.window)
+        start = self._window_start(ids, checked)
         if not any(s in self.tokenizer.decode(ids[start:]) for s in self.strings):
             return None
         for end in range(max(checked, 1), len(ids) + 1):
@@ -239,7 +269,8 @@ def generate(
 
     Raises:
         ValueError: Empty prompts, out-of-vocabulary ids, a budget beyond ``max_seq_len``, bad sampling
-            knobs, ``num_samples < 1``.
+            knobs (``0 < temperature < 1e-6`` included: use 0 for greedy), an empty stop string,
+            ``num_samples < 1``.
 
     Example:
         >>> from policies.config import ModelConfig

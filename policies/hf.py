@@ -9,6 +9,8 @@ HF's ``generate``. ``to_hf_tokenizer`` builds a ``PreTrainedTokenizerFast`` with
 ``policies.Tokenizer`` (byte-level BPE without merges; tags as single added tokens).
 
 This is the only module in ``policies`` that imports ``transformers``/``tokenizers``.
+``generate`` resolves options as HF does (kwargs > ``generation_config`` > the model's ``generation_config`` >
+HF's defaults) and raises ``ValueError`` for those it cannot honour rather than ignoring them.
 Left out: HF's ``past_key_values`` cache protocol (our ``generate`` keeps its own latent cache), beam search;
 the HF tokenizer parses the literal strings ``<pad>``/``<bos>``/``<eos>`` in text as control tokens, where
 ``policies.Tokenizer`` keeps them as bytes.
@@ -16,6 +18,7 @@ the HF tokenizer parses the literal strings ``<pad>``/``<bos>``/``<eos>`` in tex
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -161,36 +164,174 @@ class PolicyForCausalLM(PreTrainedModel):
     @torch.no_grad()
     def generate(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         generation_config: GenerationConfig | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
-        """Sample with ``policies.generate``; returns (B, P + N) ids, completions right-padded with pad."""
-        cfg = generation_config or self.generation_config
-        opts = {**cfg.to_dict(), **kwargs}
-        max_new = opts.get("max_new_tokens") or 20
-        greedy = not opts.get("do_sample", False)
-        eos = opts.get("eos_token_id", self.config.eos_token_id)
+        """Sample with ``policies.generate``; returns (B * n, P + N) ids, completions right-padded with pad.
+
+        Options resolve as in ``transformers``' own ``generate``: keyword arguments, then
+        ``generation_config``, then the model's ``generation_config`` for fields left unset, then HF's global
+        defaults (so sampling without ``top_k`` uses HF's ``top_k=50``; with neither ``max_new_tokens`` nor
+        ``max_length``, 20 new tokens, capped by ``max_seq_len``). ``num_return_sequences=n`` gives ``n``
+        consecutive rows per prompt (HF's order; each prompt is prefilled once). ``max_new_tokens`` wins over
+        ``max_length`` (total length, prompt width included); ``max_new_tokens=0`` returns the prompts.
+        Greedy unless ``do_sample``.
+
+        Raises:
+            ValueError: An option the bundled sampler cannot honour (beam search, logits processors, stopping
+                criteria, streamers, repetition/n-gram penalties, ``min_p``, ``return_dict_in_generate``, ...)
+                or ``do_sample`` with ``temperature <= 0``.
+        """
+        if input_ids is None:
+            input_ids = kwargs.pop("inputs", None)
+        if input_ids is None:
+            raise ValueError("generate needs input_ids")
+        max_new_kw = kwargs.pop("max_new_tokens", None)  # popped: HF's config rejects 0, which we honour
+        _reject_hf_extras(kwargs)
+        cfg, has_default_max_length = self._resolve_generation_config(generation_config, kwargs)
+        width = input_ids.shape[1]
+        _reject_unsupported(cfg, width)
+        max_new = max_new_kw if max_new_kw is not None else cfg.max_new_tokens
+        if max_new is None and has_default_max_length:  # HF: max_length counts new tokens only, capped
+            max_new = max(0, min(int(cfg.max_length), self.config.model_config.max_seq_len - width))
+        elif max_new is None:  # a max_length someone set counts the prompt width too
+            max_new = max(0, int(cfg.max_length) - width)
+        n = 1 if cfg.num_return_sequences is None else int(cfg.num_return_sequences)
+        if n > 1 and not cfg.do_sample:
+            raise ValueError(f"num_return_sequences={n} needs do_sample=True (greedy rows are identical)")
+        if cfg.do_sample and (cfg.temperature is None or cfg.temperature <= 0):
+            raise ValueError(
+                f"temperature={cfg.temperature} must be > 0 with do_sample=True (greedy: do_sample=False)"
+            )
+        eos = cfg.eos_token_id
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
-        pad = self.config.pad_token_id if opts.get("pad_token_id") is None else opts["pad_token_id"]
+        pad = self.config.pad_token_id if cfg.pad_token_id is None else cfg.pad_token_id
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
         prompts = [row[m.bool()].tolist() for row, m in zip(input_ids, mask, strict=True)]
         out = policy_generate(
             self.model,
             prompts,
-            max_new_tokens=max_new,
-            temperature=0.0 if greedy else float(opts.get("temperature") or 1.0),
-            top_p=float(opts.get("top_p") or 1.0),
-            top_k=int(opts.get("top_k") or 0),
+            max_new_tokens=int(max_new),
+            temperature=float(cfg.temperature) if cfg.do_sample else 0.0,
+            top_p=1.0 if cfg.top_p is None else float(cfg.top_p),
+            top_k=int(cfg.top_k or 0),
             stop_token_ids=eos_ids,
             pad_id=pad,
+            num_samples=n,
         )
-        width = max(len(t) for t in out.tokens)
-        completion = torch.full((len(prompts), width), pad, dtype=torch.long)
+        width_c = max(len(t) for t in out.tokens)
+        completion = torch.full((len(out.tokens), width_c), pad, dtype=torch.long)
         for i, toks in enumerate(out.tokens):
             completion[i, : len(toks)] = torch.tensor(toks, dtype=torch.long)
-        return torch.cat([input_ids, completion.to(input_ids.device)], dim=1)
+        inputs = input_ids.repeat_interleave(n, dim=0) if n > 1 else input_ids
+        return torch.cat([inputs, completion.to(input_ids.device)], dim=1)
+
+    def _resolve_generation_config(
+        self, generation_config: GenerationConfig | None, kwargs: dict[str, Any]
+    ) -> tuple[GenerationConfig, bool]:
+        """HF's precedence (``_prepare_generation_config``): kwargs > ``generation_config`` > the model's
+        ``generation_config`` for unset fields > HF's global defaults. Also returns whether ``max_length``
+        was left at its default (then HF generates 20 new tokens). Unknown kwargs raise ``ValueError``."""
+        cfg = copy.deepcopy(generation_config) if generation_config is not None else GenerationConfig()
+        fresh = GenerationConfig()  # "unset": None on transformers 5, the global default value on 4.x
+        for key, value in self.generation_config.to_dict().items():
+            if key.startswith("_") or key == "transformers_version":
+                continue
+            if getattr(cfg, key, None) == getattr(fresh, key, None) and value != getattr(fresh, key, None):
+                setattr(cfg, key, value)
+        has_default_max_length = kwargs.get("max_length") is None and cfg.max_length == fresh.max_length
+        defaults = getattr(GenerationConfig, "_get_default_generation_params", None)
+        for key, value in (defaults() if defaults is not None else {}).items():
+            if getattr(cfg, key, None) is None:
+                setattr(cfg, key, value)
+        unused = cfg.update(**kwargs)
+        unused.pop("token_type_ids", None)  # tokenizer output the model ignores (as HF's forward would)
+        if unused:
+            raise ValueError(f"generate got arguments it cannot use: {sorted(unused)}")
+        return cfg, has_default_max_length
+
+
+# HF generate arguments the bundled sampler cannot honour: accepted only when unset (None, False, empty).
+_HF_EXTRAS = (
+    "logits_processor",
+    "stopping_criteria",
+    "prefix_allowed_tokens_fn",
+    "synced_gpus",
+    "assistant_model",
+    "assistant_tokenizer",
+    "streamer",
+    "negative_prompt_ids",
+    "negative_prompt_attention_mask",
+    "custom_generate",
+    "past_key_values",
+    "inputs_embeds",
+)
+# GenerationConfig fields and the values under which they change nothing here (None is always fine).
+_HF_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "num_beams": (1,),
+    "num_beam_groups": (1,),
+    "penalty_alpha": (),
+    "dola_layers": (),
+    "repetition_penalty": (1.0,),
+    "encoder_repetition_penalty": (1.0,),
+    "no_repeat_ngram_size": (0,),
+    "encoder_no_repeat_ngram_size": (0,),
+    "bad_words_ids": (),
+    "force_words_ids": (),
+    "constraints": (),
+    "sequence_bias": (),
+    "suppress_tokens": (),
+    "begin_suppress_tokens": (),
+    "forced_bos_token_id": (),
+    "forced_eos_token_id": (),
+    "exponential_decay_length_penalty": (),
+    "typical_p": (1.0,),
+    "epsilon_cutoff": (0.0,),
+    "eta_cutoff": (0.0,),
+    "min_p": (0.0,),
+    "top_h": (),
+    "min_new_tokens": (0,),
+    "guidance_scale": (1.0,),
+    "watermarking_config": (),
+    "max_time": (),
+    "stop_strings": (),
+    "token_healing": (False,),
+    "return_dict_in_generate": (False,),
+    "prompt_lookup_num_tokens": (),
+    "assistant_early_exit": (),
+    "use_mtp": (False,),
+    "speculation_type": (),
+}
+
+
+def _reject_hf_extras(kwargs: dict[str, Any]) -> None:
+    """Pop HF's non-config ``generate`` arguments; raise ``ValueError`` for any that is set."""
+    kwargs.pop("tokenizer", None)  # HF takes it for stop_strings, which are rejected below
+    for name in _HF_EXTRAS:
+        value = kwargs.pop(name, None)
+        if value is not None and value is not False and not (isinstance(value, (list, tuple)) and not value):
+            raise ValueError(
+                f"PolicyForCausalLM.generate cannot honour {name}={value!r} (bundled sampler: greedy or "
+                "temperature/top-k/top-p sampling, eos stop ids); use policies.generate or leave it unset"
+            )
+
+
+def _reject_unsupported(cfg: GenerationConfig, width: int) -> None:
+    """Raise ``ValueError`` for ``GenerationConfig`` settings the bundled sampler would silently ignore."""
+    bad = [
+        f"{key}={getattr(cfg, key)!r}"
+        for key, neutral in _HF_NEUTRAL.items()
+        if getattr(cfg, key, None) is not None and getattr(cfg, key) not in neutral
+    ]
+    if cfg.min_length is not None and cfg.min_length > width:  # at most the prompt width: no constraint
+        bad.append(f"min_length={cfg.min_length!r}")
+    if bad:
+        raise ValueError(
+            f"PolicyForCausalLM.generate cannot honour {', '.join(bad)} (bundled sampler: greedy or "
+            "temperature/top-k/top-p sampling, eos stop ids); use policies.generate or leave them unset"
+        )
 
 
 class ExpertBiasCallback(TrainerCallback):

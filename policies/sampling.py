@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import torch
 
+MIN_TEMPERATURE = 1e-6
+"""Smallest positive temperature accepted: below it ``logits / temperature`` can overflow fp32 (NaN
+log-probs, e.g. at 1e-45), and sampling at it is greedy unless logits tie within ~1e-5. Use 0 for greedy."""
+
 
 def check_sampling(temperature: float, top_p: float, top_k: int) -> None:
-    """Raise ``ValueError`` for out-of-range sampling parameters."""
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 = greedy)")
+    """Raise ``ValueError`` for out-of-range sampling parameters (``0 < temperature < 1e-6`` included)."""
+    if not temperature >= 0 or temperature == float("inf"):  # also rejects NaN
+        raise ValueError(f"temperature={temperature} must be a finite number >= 0 (0 = greedy)")
+    if 0 < temperature < MIN_TEMPERATURE:
+        raise ValueError(
+            f"temperature={temperature} is below {MIN_TEMPERATURE} (logits / temperature can overflow to "
+            "NaN); use temperature=0 for greedy decoding"
+        )
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p={top_p} must be in (0, 1]")
     if top_k < 0:
@@ -38,11 +47,16 @@ def sampling_logprobs(
         ``sample_logp`` (..., V) with -inf outside the kept set, and ``report_logp`` (..., V) =
         ``log_softmax(logits / max(temperature, 1 if 0))``.
 
+    Raises:
+        ValueError: ``0 < temperature < MIN_TEMPERATURE`` (see ``check_sampling``).
+
     Example:
         >>> s, r = sampling_logprobs(torch.tensor([2.0, 1.0, 0.0]), top_k=1)
         >>> s.exp().tolist(), round(float(r.exp().sum()), 4)
         ([1.0, 0.0, 0.0], 1.0)
     """
+    if 0 < temperature < MIN_TEMPERATURE:
+        check_sampling(temperature, top_p, top_k)  # raises
     logits = logits.float()
     scaled = logits / (temperature if temperature > 0 else 1.0)  # (..., V)
     report = scaled.log_softmax(dim=-1)  # (..., V)

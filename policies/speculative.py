@@ -203,7 +203,7 @@ def speculative_generate(
     if n_draft < 1:
         raise ValueError(f"n_draft={n_draft} must be >= 1")
     check_sampling(temperature, top_p, top_k)
-    check_request(model, prompts, max_new_tokens + n_draft, (), None)
+    check_request(model, prompts, max_new_tokens, (), None, extra_slots=n_draft)
     was_training = model.training
     model.eval()
     try:

@@ -74,16 +74,23 @@ class Tokenizer:
 
         Raises:
             TypeError: ``text`` is not a ``str``.
+            ValueError: ``text`` holds a lone surrogate (e.g. ``"\\ud800"``), which has no UTF-8 encoding.
         """
         if not isinstance(text, str):
             raise TypeError(f"encode expects str, got {type(text).__name__}")
         ids = [self.bos_id] if add_bos else []
         pos = 0
-        for match in _TAG_RE.finditer(text):
-            ids.extend(_BYTE_OFFSET + b for b in text[pos : match.start()].encode())
-            ids.append(self._special[match.group()])
-            pos = match.end()
-        ids.extend(_BYTE_OFFSET + b for b in text[pos:].encode())
+        try:
+            for match in _TAG_RE.finditer(text):
+                ids.extend(_BYTE_OFFSET + b for b in text[pos : match.start()].encode())
+                ids.append(self._special[match.group()])
+                pos = match.end()
+            ids.extend(_BYTE_OFFSET + b for b in text[pos:].encode())
+        except UnicodeEncodeError:
+            at = next(i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF)
+            raise ValueError(
+                f"text has a lone surrogate {text[at]!r} at index {at}: not valid unicode, no UTF-8 encoding"
+            ) from None
         if add_eos:
             ids.append(self.eos_id)
         return ids

@@ -152,3 +152,100 @@ def test_speculative_sampling_preserves_distribution():
         counts[t[0] * 4 + t[1]] += 1
     chi2 = float(((counts - n * exact) ** 2 / (n * exact)).sum())
     assert chi2 < 37.7, chi2  # 99.9% quantile of chi-square with 15 degrees of freedom
+
+
+class _ScriptedHead(torch.nn.Module):
+    """An output head whose argmax follows ``script``, one entry per call (every row alike)."""
+
+    def __init__(self, script, vocab=263):
+        super().__init__()
+        self.script, self.vocab, self.calls = script, vocab, 0
+
+    def forward(self, h):
+        out = torch.full((*h.shape[:-1], self.vocab), -10.0)
+        out[..., self.script[min(self.calls, len(self.script) - 1)]] = 10.0
+        self.calls += 1
+        return out
+
+
+def test_stop_string_window_skips_tokens_that_decode_to_nothing():
+    # "a", three <bos> (decode to ""), "b": the stop string "ab" completes at the 5th token whatever the
+    # check interval (the look-back window used to count the silent tokens and miss it at intervals 1 and 4)
+    tok = Tokenizer()
+    script = [*tok.encode("a"), tok.bos_id, tok.bos_id, tok.bos_id, *tok.encode("b"), *tok.encode("zzzzzz")]
+    for interval in (1, 2, 4, 100):
+        model = Transformer(ModelConfig.tiny()).eval()
+        model.head = _ScriptedHead(script)
+        out = generate(
+            model,
+            [[10, 11]],
+            max_new_tokens=len(script),
+            temperature=0,
+            tokenizer=tok,
+            stop_strings=["ab"],
+            stop_check_interval=interval,
+        )
+        assert out.finished == [True] and out.tokens[0] == script[:5] and out.texts == ["ab"], interval
+
+
+def test_last_token_routing_is_unfed_or_the_experts_it_used():
+    # Rows ending at a stop id still in the batch, or cut back to a stop string, were fed past their last
+    # token and record its real routing; rows ending on their last step hold -1. Both replay exactly.
+    torch.manual_seed(0)
+    model, tok = Transformer(ModelConfig.tiny()).eval(), Tokenizer()
+    prompts = [[1, 20, 30, 40], [1, 50], [1, 60, 70]]
+    out = generate(
+        model,
+        prompts,
+        max_new_tokens=12,
+        generator=torch.Generator().manual_seed(4),
+        num_samples=4,
+        return_routing=True,
+        stop_token_ids=[100, 120, 140],
+        tokenizer=tok,
+        stop_strings=["e", "a"],
+    )
+    kinds = set()
+    for p, toks, routing, lps in zip(
+        [p for p in prompts for _ in range(4)], out.tokens, out.routing, out.logprobs, strict=True
+    ):
+        seq = torch.tensor([p + toks])
+        forward = torch.stack(model(seq, return_aux=True, with_mtp=False).routing)[:, 0]  # (L, T, k)
+        assert routing.shape == forward.shape
+        torch.testing.assert_close(routing[:, :-1].sort(-1).values, forward[:, :-1].sort(-1).values)
+        last = routing[:, -1]
+        fed = bool((last >= 0).all())
+        assert fed or bool((last == -1).all())
+        if fed:
+            assert torch.equal(last.sort(-1).values, forward[:, -1].sort(-1).values)
+        kinds.add(fed)
+        replayed = model(seq, routing=[r[None] for r in routing.unbind(0)])[0, len(p) - 1 : -1]
+        ref = replayed.log_softmax(-1).gather(1, torch.tensor(toks)[:, None]).squeeze(1)
+        torch.testing.assert_close(torch.tensor(lps), ref, atol=1e-5, rtol=1e-5)
+    assert kinds == {True, False}  # both cases exercised
+
+
+def test_request_checks():
+    model, tok = Transformer(ModelConfig.tiny()), Tokenizer()
+    for stops in ([""], ["x", ""]):
+        with pytest.raises(ValueError, match="stop_strings must be non-empty"):
+            generate(model, PROMPTS, max_new_tokens=3, temperature=0, stop_strings=stops, tokenizer=tok)
+    for temp in (1e-45, 1e-30, 1e-7):
+        with pytest.raises(ValueError, match="temperature=0 for greedy"):
+            generate(model, PROMPTS, max_new_tokens=2, temperature=temp)
+        with pytest.raises(ValueError, match="temperature=0 for greedy"):
+            sampling_logprobs(torch.tensor([1.0, 0.5, -2.0]), temp)
+    for temp in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            generate(model, PROMPTS, max_new_tokens=2, temperature=temp)
+    gen = torch.Generator().manual_seed(0)
+    out = generate(model, PROMPTS, max_new_tokens=2, temperature=1e-6, generator=gen)
+    assert all(lp == lp for row in out.logprobs for lp in row)  # the smallest accepted temperature: no NaN
+
+
+def test_speculative_length_check_reports_the_callers_budget():
+    model = Transformer(ModelConfig.tiny())  # max_seq_len 128
+    with pytest.raises(ValueError, match=r"max_new_tokens 125 \+ 2 draft slots exceeds max_seq_len=128"):
+        speculative_generate(model, [[1, 2]], max_new_tokens=125, n_draft=2)
+    with pytest.raises(ValueError, match="max_new_tokens=-1 must be >= 0"):
+        speculative_generate(model, [[1, 2]], max_new_tokens=-1, n_draft=2)

@@ -51,6 +51,14 @@ def test_control_tokens_not_injectable_and_specials():
         TOK.encode(b"bytes")
 
 
+def test_lone_surrogate_is_a_clear_value_error():
+    for text, at in (("\ud800", 0), ("ab<think>\udfff", 9)):
+        with pytest.raises(ValueError, match=f"lone surrogate .* at index {at}") as err:
+            TOK.encode(text)
+        assert type(err.value) is ValueError  # not the raw UnicodeEncodeError
+    assert TOK.decode(TOK.encode("\U0001f600")) == "\U0001f600"  # a proper pair (one code point) is fine
+
+
 def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = Transformer(ModelConfig.tiny())
