@@ -111,13 +111,17 @@ def save_checkpoint(
         shutil.rmtree(final)
     os.replace(tmp, final)
     _atomic_write_text(os.path.join(root, LATEST), name)
-    _prune(root, keep)
+    _prune(root, keep, current=name)
     return final
 
 
-def _prune(root: str, keep: int) -> None:
+def _prune(root: str, keep: int, *, current: str) -> None:
+    """Keeps the ``keep`` newest checkpoints up to ``current``; later steps are an earlier run's (a fresh run
+    in a used directory) and go, so they can neither outrank this run's checkpoints nor be resumed."""
     steps = sorted(d for d in os.listdir(root) if d.startswith("step-"))
-    for old in steps[:-keep]:
+    stale = [d for d in steps if d > current]
+    mine = [d for d in steps if d <= current]
+    for old in stale + mine[:-keep]:
         shutil.rmtree(os.path.join(root, old), ignore_errors=True)
     for stale in (d for d in os.listdir(root) if d.startswith(".step-")):
         shutil.rmtree(os.path.join(root, stale), ignore_errors=True)

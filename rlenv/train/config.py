@@ -17,6 +17,7 @@ Left out on purpose: sequence-level importance sampling (GSPO), vLLM, PEFT; they
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -49,8 +50,11 @@ def check_choice(obj: Any, name: str, allowed: tuple[Any, ...]) -> None:
 
 
 def check_range(obj: Any, name: str, low: float | None = None, high: float | None = None) -> None:
-    """Raises ``ValueError`` when a numeric field is outside ``[low, high]``."""
+    """Raises ``ValueError`` when a numeric field is NaN or outside ``[low, high]`` (NaN passed every
+    comparison: a NaN ``min_lr_ratio`` trained to NaN weights without a word)."""
     value = getattr(obj, name)
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"{type(obj).__name__}.{name} is NaN")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{type(obj).__name__}.{name}={value!r} must lie in [{low}, {high}]")
 
@@ -249,7 +253,7 @@ class PretrainConfig(OptimConfig):
     seq_len: int = 128
     """Tokens per training block (documents are packed, separated by EOS)."""
     batch_size: int = 16
-    """Blocks per optimiser step (per rank)."""
+    """Blocks per micro-batch (per rank); an optimiser step takes batch_size * grad_accum_steps per rank."""
     grad_accum_steps: int = 1
     """Micro-batches accumulated per optimiser step."""
     steps: int = 30
@@ -282,7 +286,7 @@ class SFTConfig(OptimConfig):
     max_len: int = 1024
     """Prompt + completion tokens kept per row (longer rows are cut from the left of the prompt)."""
     batch_size: int = 8
-    """Rows per optimiser step (per rank)."""
+    """Rows per micro-batch (per rank); an optimiser step takes batch_size * grad_accum_steps per rank."""
     grad_accum_steps: int = 1
     """Micro-batches accumulated per optimiser step."""
     steps: int = 20

@@ -8,7 +8,8 @@ estimator of Chen et al. (2021)::
 
 computed as a stable product. The items come from the environment's ``split="test"`` seed stream, which shares
 no problem with the training split (the environments guarantee it: a problem's side is a hash of its content),
-and sampling is seeded per item.
+and sampling is seeded per batch (from the seed and the batch's first item), so the same settings draw the
+same samples; another ``batch_size`` or ``num_samples`` draws others (the estimate stays unbiased).
 
 References: "Evaluating Large Language Models Trained on Code" (Chen et al. 2021, arXiv:2107.03374), sec. 2.1.
 

@@ -130,7 +130,7 @@ def train(config: GRPOConfig) -> StageResult:
         ref = load_policy(config.policy, device=run.device, seed=config.seed).frozen_copy()
     bar = run.progress("grpo")
     try:
-        while run.state.step < config.steps:
+        while run.running():
             metrics = _step(run, env, ref, config)
             run.state.step += 1
             run.logger.log(run.state.step, metrics)

@@ -1,9 +1,10 @@
 """Supervised next-token training shared by ``rlenv pretrain``, ``rlenv sft`` and ``rlenv distill``.
 
 Key idea: a data set is a list of token sequences with a 0/1 loss mask per token; a step takes the next
-``batch_size`` examples of a seeded, epoch-wise shuffled order (so the data position alone says where a
-resumed or data-parallel run is), right-pads them, and minimises the masked mean next-token cross-entropy,
-accumulated over ``grad_accum_steps`` micro-batches. Pretraining masks nothing; SFT masks the prompt.
+``batch_size * grad_accum_steps`` examples (per rank) of a seeded, epoch-wise shuffled order (so the data
+position alone says where a resumed or data-parallel run is), right-pads them, and minimises the masked mean
+next-token cross-entropy, accumulated over ``grad_accum_steps`` micro-batches. Pretraining masks nothing; SFT
+masks the prompt.
 
 On a CPU, where a step's cost follows the padded tokens, each micro-batch runs as passes of rows of similar
 lengths (:func:`rlenv.train.policy.split_by_length`): the same rows, the same summed loss and gradient,
@@ -185,6 +186,7 @@ def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
         loss_sum += float(loss.detach()) / world
     sums = all_reduce_grads(run.policy.module.parameters(), sums=(loss_sum, float(not finite)))
     loss_sum, ok = sums[0], sums[1] == 0.0
+    lr = run.optimizer.param_groups[0]["lr"]  # the rate this step applies (the scheduler then moves on)
     result = optimizer_step(
         run.policy.module, run.optimizer, run.scheduler, config.max_grad_norm, loss_finite=ok
     )
@@ -192,7 +194,7 @@ def _step(run: Run, data: Sequence[Example], batch_size: int, accum: int,
         "loss/lm": loss_sum,
         "loss/perplexity": math.exp(min(loss_sum, 50.0)),
         "optim/grad_norm": result.grad_norm,
-        "optim/lr": run.scheduler.get_last_lr()[0],
+        "optim/lr": lr,
         "train/skipped_updates": float(result.skipped),
         "train/tokens": float(step_tokens),
     }
@@ -216,7 +218,7 @@ def train_lm(
     lengths = tuple(len(e.ids) for e in data) if group_by_length else None
     bar = run.progress(desc)
     try:
-        while run.state.step < config.steps:
+        while run.running():
             started = time.perf_counter()
             metrics = _step(run, data, batch_size, grad_accum_steps, lengths)
             elapsed = time.perf_counter() - started

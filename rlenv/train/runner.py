@@ -80,6 +80,12 @@ class Run:
             self.checkpoint = latest_checkpoint(self.config.run_dir)
         return self.checkpoint
 
+    def running(self) -> bool:
+        """Whether another step is due: ``steps`` not reached, nor ``stop_after`` (a resumed run that was
+        stopped there does not train one more step)."""
+        step, stop_after = self.state.step, self.config.stop_after
+        return step < self.config.steps and not (stop_after and step >= stop_after)
+
     def after_step(self) -> bool:
         """Checkpoints on schedule; returns True when the loop must stop now (``stop_after`` reached)."""
         step = self.state.step

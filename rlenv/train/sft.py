@@ -46,12 +46,18 @@ def load_rows(data: str, num_rows: int, seed: int) -> list[dict]:
 def encode_rows(
     policy: Policy, rows: Sequence[dict], max_len: int, prompt_loss: bool = False
 ) -> list[Example]:
-    """Tokenises rows into examples (completion + EOS predicted; long prompts cut from the left)."""
+    """Tokenises rows into examples (completion + EOS predicted; long prompts cut from the left).
+
+    A completion that alone fills ``max_len`` keeps the prompt's end (up to a quarter of ``max_len``) and
+    loses its own end, EOS included: trained with no context at all it would teach nothing about the prompt,
+    and its first token would have nothing to be predicted from.
+    """
     examples = []
     eos = [policy.eos_id] if policy.eos_id is not None else []
     for row in rows:
         prompt, completion = policy.encode(row["prompt"]), policy.encode(row["completion"]) + eos
-        completion = completion[:max_len]
+        if len(completion) >= max_len and prompt:
+            completion = completion[: max_len - min(len(prompt), max(1, max_len // 4))]
         prompt = prompt[max(0, len(prompt) + len(completion) - max_len) :]
         if not prompt and not completion:
             continue

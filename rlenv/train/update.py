@@ -156,7 +156,7 @@ def grpo_update(
     micros = _micro_batches(_trained_rows(advantages, weights, config), config.micro_batch_size)
     refs = _reference_logprobs(ref, batch, micros, config, autocast)
     olds = _old_logprobs(policy, batch, micros, config, autocast)
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {"optim/lr": optimizer.param_groups[0]["lr"]}  # before the scheduler steps
     skipped = 0
     for _ in range(config.num_iterations):
         stats, finite = _Stats(), True
@@ -173,7 +173,6 @@ def grpo_update(
             metrics.update(policy.after_optimizer_step())
         metrics.update({f"policy/{k}": v for k, v in stats.means().items()})
         metrics.update({"loss/policy": stats.policy_loss, "optim/grad_norm": result.grad_norm})
-    metrics["optim/lr"] = scheduler.get_last_lr()[0]
     metrics["train/skipped_updates"] = float(skipped)
     metrics["loss/kl"] = metrics.get("policy/kl", 0.0)
     adv = advantages.detach().cpu()

@@ -72,6 +72,18 @@ def test_checkpoints_are_complete_pruned_and_restore_state(tmp_path):
     )
 
 
+def test_a_fresh_run_in_a_used_directory_keeps_its_own_checkpoints(tmp_path):
+    # An earlier run left steps 3 and 4; a fresh run's step 2 used to be pruned as the oldest, leaving
+    # `latest` pointing nowhere and the next stage with no checkpoint to load.
+    policy = _Saveable()
+    for steps in ((3, 4), (1, 2)):
+        for step in steps:
+            path = save_checkpoint(str(tmp_path), policy=policy, optimizer=None, scheduler=None,
+                                   state=TrainerState(step=step), keep=2)
+    assert latest_checkpoint(str(tmp_path)) == path and os.path.isdir(path)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["latest", "step-00000001", "step-00000002"]
+
+
 def test_latest_checkpoint_of_an_empty_run_is_none(tmp_path):
     assert latest_checkpoint(str(tmp_path)) is None
 
@@ -96,3 +108,11 @@ def test_expert_load_statistics():
     stats = expert_load_stats(skewed, 4)
     assert stats["moe/load_max_over_mean"] == pytest.approx(3.0)
     assert expert_load_stats([], 4) == {}
+
+
+@pytest.mark.parametrize("field", ["lr", "min_lr_ratio", "max_grad_norm"])
+def test_nan_settings_are_refused(field):
+    from rlenv.train.config import SFTConfig
+
+    with pytest.raises(ValueError, match=f"{field} is NaN"):
+        SFTConfig(**{field: float("nan")})

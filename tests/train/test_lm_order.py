@@ -140,3 +140,47 @@ def test_deal_by_length_rejects_an_uneven_deal() -> None:
         deal_by_length([1, 2, 3], 2)
     with pytest.raises(ValueError, match="evenly"):
         deal_by_length([1, 2], 0)
+
+
+def test_the_logged_learning_rate_is_the_one_each_step_applied(tmp_path) -> None:
+    # It was read after the scheduler had moved on, so each record showed the next step's rate.
+    from rlenv.train.config import PretrainConfig
+    from rlenv.train.metrics import read_metrics
+    from rlenv.train.optim import lr_factor
+    from rlenv.train.pretrain import pretrain
+
+    config = PretrainConfig(run_dir=str(tmp_path), policy="tiny", steps=4, warmup_steps=2, lr=1e-3,
+                            corpus_size=16, seq_len=32, batch_size=2, progress=False, tensorboard=False,
+                            device="cpu")
+    pretrain(config)
+    logged = [r["optim/lr"] for r in read_metrics(str(tmp_path))]
+    applied = [1e-3 * lr_factor(step, 2, 4, config.min_lr_ratio) for step in range(4)]
+    assert logged == pytest.approx(applied)
+
+
+def test_resuming_a_run_stopped_at_stop_after_with_the_same_stop_trains_nothing(tmp_path) -> None:
+    from rlenv.train.config import PretrainConfig
+    from rlenv.train.metrics import read_metrics
+    from rlenv.train.pretrain import pretrain
+
+    common = dict(run_dir=str(tmp_path), policy="tiny", steps=4, stop_after=2, corpus_size=16, seq_len=32,
+                  batch_size=2, progress=False, tensorboard=False, device="cpu")
+    assert pretrain(PretrainConfig(**common)).steps == 2
+    again = pretrain(PretrainConfig(**common, resume=True))  # it trained one more step every time before
+    assert again.steps == 2 and again.checkpoint.endswith("step-00000002")
+    assert [r["step"] for r in read_metrics(str(tmp_path))] == [1, 2]
+
+
+def test_a_completion_longer_than_max_len_keeps_the_end_of_its_prompt() -> None:
+    from rlenv.train.policy import load_policy
+    from rlenv.train.sft import encode_rows
+
+    policy = load_policy("tiny")
+    row = {"prompt": "Q: what comes next? A:", "completion": "x" * 200}
+    (example,) = encode_rows(policy, [row], max_len=40)
+    prompt = policy.encode(row["prompt"])
+    assert len(example.ids) == 40 and example.mask.count(0) == 10  # a quarter of the row for the prompt
+    assert list(example.ids[:10]) == prompt[-10:]
+    short = {"prompt": "Q: what comes next? A:", "completion": "x" * 30}  # fits: only the prompt is cut
+    (fits,) = encode_rows(policy, [short], max_len=40)
+    assert fits.mask.count(1) == len(policy.encode(short["completion"])) + (policy.eos_id is not None)
