@@ -288,9 +288,20 @@ def standby(sock: Any, spec: dict, hard: dict[int, int]) -> None:
             return
         workdir, _, request = raw.partition(b"\0")
         spec.update(json.loads(request), workdir=workdir.decode())
+        if "program_fd" in spec:  # a large program came in a file (see _judge.SpawnerClient.spawn)
+            fd = fds.pop(spec.pop("program_fd"))
+            spec.update(json.loads(_read_all(fd)))
+            os.close(fd)
         code = _enter(spec, fds, hard)
     finally:
         os._exit(code)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _enter(spec: dict, fds: list[int], hard: dict[int, int]) -> int:

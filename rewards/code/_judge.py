@@ -61,6 +61,20 @@ def _program_exception(name: Any, message: Any) -> Exception:
     return ProgramError(f"{name}: {message}")
 
 
+_INLINE_PROGRAM_CHARS = 1 << 16  # larger programs travel in a file (see SpawnerClient.spawn)
+
+
+def _file_with(data: bytes) -> int:
+    """A read-write fd on an unlinked temporary file holding ``data``, positioned at its start."""
+    import tempfile  # only for large programs: kept out of the images the spawners fork
+
+    with tempfile.TemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        f.seek(0)
+        return os.dup(f.fileno())  # the dup shares the file offset, at 0
+
+
 class SpawnerClient:
     """The judge's end of the spawner socket."""
 
@@ -72,8 +86,19 @@ class SpawnerClient:
         socket.send_fds(self.sock, [op + json.dumps(message).encode()], list(fds))
 
     def spawn(self, spec: dict, fds: list[int], *, owned: Sequence[int] = ()) -> int:
-        """Starts a child on ``fds`` (its 0, 1, 2, ...); closes ``owned`` (this judge's copies) afterwards."""
+        """Starts a child on ``fds`` (its 0, 1, 2, ...); closes ``owned`` (this judge's copies) afterwards.
+
+        A large program (and setup code) travels in an unlinked temporary file passed as one more fd
+        (``program_fd`` in the spec): a socket message is capped by the socket's send buffer (~208 KiB by
+        default), and a 250 KB program made the send fail."""
+        owned = list(owned)
         try:
+            if len(spec.get("program", "")) + len(spec.get("setup", "")) > _INLINE_PROGRAM_CHARS:
+                text = {k: spec[k] for k in ("program", "setup") if k in spec}
+                fd = _file_with(json.dumps(text).encode())
+                owned.append(fd)
+                spec = {**{k: v for k, v in spec.items() if k not in text}, "program_fd": len(fds)}
+                fds = [*fds, fd]
             self._send(b"S", spec, fds)
             return int(self.sock.recv(64))
         finally:

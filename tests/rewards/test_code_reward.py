@@ -112,6 +112,18 @@ def test_stdio_exit_quit_and_buffered_stdin(box):
     assert reward([assumes_main], tests=[["assert f(1) == 2"]]) == [1.0]
 
 
+def test_large_programs_are_judged(box):
+    # Over ~208 KiB a program no longer fits one socket message to the spawner: it travels in a file.
+    pad = "# " + "x" * 300_000 + "\n"
+    rate = make_code_reward(backend=box)
+    big_add = ADD.replace("def add", pad + "def add")
+    big_echo = ECHO_SUM.replace("import sys", pad + "import sys")
+    assert rate([big_add], tests=[ADD_TESTS]) == [1.0]
+    assert rate([big_echo], inputs=[["1 2\n"]], outputs=[["3"]]) == [1.0]
+    setup = "HELPER = 1\n" + pad
+    assert rate([ADD], tests=[["assert add(HELPER, 1) == 2"]], test_setup_code=[setup]) == [1.0]
+
+
 def test_failing_tests_are_explained(box):
     result = make_code_reward(backend=box).explain(ADD_BUGGY, tests=ADD_TESTS)
     assert result.reason == "failed"
