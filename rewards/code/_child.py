@@ -401,8 +401,12 @@ class _Handles:
         try:  # a Counter, a namedtuple, a numpy scalar: sent as the plain data it holds
             return {"v": encode(plain(value))}
         except BaseException:  # WireError, or anything the program's own methods raised
-            self.objects.append(value)
-            return {"ref": len(self.objects) - 1, "type": type(value).__name__[:80]}
+            return self.keep(value)
+
+    def keep(self, value: Any) -> dict:
+        """A reference to ``value``, which stays here."""
+        self.objects.append(value)
+        return {"ref": len(self.objects) - 1, "type": type(value).__name__[:80]}
 
     def get(self, ref: Any) -> Any:
         if type(ref) is not int or not 0 <= ref < len(self.objects):
@@ -413,6 +417,12 @@ class _Handles:
         return self.get(item["ref"]) if "ref" in item else decode(item["v"], resolve=self.get)
 
 
+_SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+# Globals longer than this are sent by reference (a test can still call the functions that use them): a
+# 4,000,000-entry sieve overflowed the 16 MiB names frame, and copying a 10^6-entry one cost ~0.6 s per load.
+_MAX_LISTED_LEN = 100_000
+
+
 def _describe(namespace: dict, handles: _Handles) -> dict:
     names: dict[str, Any] = {}
     for name, value in list(namespace.items())[:2000]:
@@ -420,6 +430,8 @@ def _describe(namespace: dict, handles: _Handles) -> dict:
             continue
         if isinstance(value, types.ModuleType):
             names[name] = {"module": str(getattr(value, "__name__", ""))[:200]}
+        elif isinstance(value, _SIZED) and len(value) > _MAX_LISTED_LEN:
+            names[name] = handles.keep(value)  # a big table (a sieve): by reference, not in the names frame
         else:
             names[name] = handles.out(value)
     return names

@@ -124,6 +124,17 @@ def test_large_programs_are_judged(box):
     assert rate([ADD], tests=[["assert add(HELPER, 1) == 2"]], test_setup_code=[setup]) == [1.0]
 
 
+def test_big_module_level_tables_do_not_sink_the_program(box):
+    # Globals are listed to the judge when the program loads; a 4,000,000-entry sieve overflowed that frame
+    # and every test "crashed". Tables that long now stay in the child, behind the functions that use them.
+    sieve = ("```python\nN = 4_000_000\nsieve = [True] * N\nfor i in range(2, 2001):\n    if sieve[i]:\n"
+             "        sieve[i * i :: i] = [False] * len(sieve[i * i :: i])\n"
+             "def is_prime(x):\n    return x > 1 and sieve[x]\nSMALL = list(range(50_000))\n```")
+    rate = make_code_reward(backend=box)
+    tests = ["assert is_prime(3_999_971)", "assert not is_prime(3_999_999)", "assert SMALL[7] == 7"]
+    assert rate([sieve], tests=[tests]) == [1.0]
+
+
 def test_failing_tests_are_explained(box):
     result = make_code_reward(backend=box).explain(ADD_BUGGY, tests=ADD_TESTS)
     assert result.reason == "failed"
