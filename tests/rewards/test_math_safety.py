@@ -10,6 +10,7 @@ import pytest
 
 from rewards import make_math_reward, math_accuracy
 from rewards.math.pool import WorkerPool, shared_pool
+from tests.processes import alive
 
 BUDGET_S = 1.0
 reward = make_math_reward(timeout_s=BUDGET_S)
@@ -226,18 +227,10 @@ def test_a_worker_dies_with_its_parent_even_mid_sample():
         parent.kill()
         parent.wait()
         deadline = time.time() + 15
-        while _running(worker) and time.time() < deadline:
+        while alive(worker) and time.time() < deadline:
             time.sleep(0.2)
-        assert not _running(worker)
+        assert not alive(worker)
     finally:
         parent.kill()
-        if worker and _running(worker):
+        if worker and alive(worker):
             os.kill(worker, signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from rlenv.train.distributed import run_local_ranks
+from tests.processes import alive
 
 
 def _report(directory: str) -> None:
@@ -70,14 +71,6 @@ def _pretrain_through_the_cli(directory: str) -> None:
     pathlib.Path(directory, f"rank{os.environ['RANK']}.left").write_text(json.dumps(dist.is_initialized()))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_ranks_die_with_a_killed_launcher(tmp_path):
     code = ("import sys; from rlenv.train.distributed import run_local_ranks; "
@@ -97,12 +90,12 @@ def test_ranks_die_with_a_killed_launcher(tmp_path):
         launcher.kill()  # SIGKILL: no finally clause runs in the launcher
         launcher.wait()
         deadline = time.monotonic() + 20
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(pid) for pid in pids)
+        assert not any(alive(pid) for pid in pids)
     finally:
         launcher.kill()
-        for pid in filter(_alive, pids):
+        for pid in filter(alive, pids):
             os.kill(pid, signal.SIGKILL)
 
 
