@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import torch  # noqa: F401  (loaded first: the adapter then returns tensors, which OpenRLHF builds samples from)
+
 from rewards.adapters.openrlhf import reward_func as _rlenv_reward_func
 
 
@@ -41,9 +43,9 @@ def main() -> None:
     ]
     label = json.dumps({"target": 24, "numbers": [3, 6, 7]})
     out = reward_func([prompt + r for r in responses], [prompt] * 3, [label] * 3)
-    print("rewards:", [float(v) for v in out["rewards"]])
-    print("scores: ", [float(v) for v in out["scores"]])
-    print("extra_logs:", {k: [float(v) for v in vs] for k, vs in out["extra_logs"].items()})
+    print("rewards:", [round(float(v), 4) for v in out["rewards"]])  # float32 tensors, as OpenRLHF gets them
+    print("scores: ", [round(float(v), 4) for v in out["scores"]])
+    print("extra_logs:", {k: [round(float(v), 4) for v in vs] for k, vs in out["extra_logs"].items()})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ OpenRLHF's reinforced fine-tuning loads a Python file given as ``--remote_rm_url
 
 Usage::
 
-    --remote_rm_url $(python -c "import rewards.adapters.openrlhf as m; print(m.__file__)") \\
+    --remote_rm_url examples/openrlhf_reward.py \\
     --label_key label      # one JSON object or answer string per row, see below
 
 Labels select the reward per row:
@@ -20,8 +20,10 @@ Labels select the reward per row:
 
 Key idea: the response is the query with its prompt stripped, so an example ``<answer>`` inside the prompt
 (TinyZero's template has one) is never scored. ``rewards`` and ``scores`` are torch tensors when torch is
-installed (OpenRLHF builds its samples from them; a Ray worker that runs this file may not have imported
-torch yet), else plain lists: ``rewards/`` does not depend on torch.
+already loaded in the process, else plain lists (``rewards/`` does not depend on torch). OpenRLHF builds its
+samples from tensors, and a Ray worker that runs a reward file may not have imported torch yet: point
+``--remote_rm_url`` at ``examples/openrlhf_reward.py``, which imports torch first, rather than at this
+module.
 ``extra_logs`` carries the strict format reward and the share of rows that produced an answer.
 
 OpenRLHF before 0.10.1 read a score of 0.0 as missing and used the reward instead (its issue #1219:
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -100,11 +103,8 @@ def _parse_label(label: Any) -> tuple[str, Any]:
 
 
 def _as_output(values: list[float]) -> Any:
-    try:
-        import torch  # installed wherever OpenRLHF runs; optional here: rewards/ does not depend on it
-    except ImportError:
-        return values
-    return torch.tensor(values, dtype=torch.float32)
+    torch = sys.modules.get("torch")  # never imported here: rewards/ does not depend on torch
+    return torch.tensor(values, dtype=torch.float32) if torch is not None else values
 
 
 def reward_func(

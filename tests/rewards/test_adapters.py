@@ -179,18 +179,22 @@ def test_openrlhf_math_label():
     assert list(map(float, out["rewards"])) == [1.0]
 
 
-def test_openrlhf_returns_tensors_wherever_torch_is_installed():
-    # OpenRLHF builds its samples from tensors, and a Ray worker may run the reward before importing torch
+def test_openrlhf_example_returns_tensors_in_a_fresh_process():
+    # OpenRLHF builds its samples from tensors, and a Ray worker may load the reward file before torch: the
+    # example file (what the docs pass as --remote_rm_url) imports torch; the adapter alone (rewards/ does
+    # not depend on torch) returns lists there.
     pytest.importorskip("torch")
-    code = (
-        "import sys; from rewards.adapters.openrlhf import reward_func\n"
-        "assert 'torch' not in sys.modules\n"
-        "out = reward_func(['Q<answer>3 * 8</answer>'], ['Q'], ['{\"target\": 24, \"numbers\": [3, 8]}'])\n"
-        "print(type(out['rewards']).__name__, type(out['scores']).__name__, out['rewards'].tolist())\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=pathlib.Path(__file__).resolve().parents[2])
-    assert done.stdout.split() == ["Tensor", "Tensor", "[1.0]"], done.stderr
+    root = pathlib.Path(__file__).resolve().parents[2]
+    label = json.dumps({"target": 24, "numbers": [3, 8]})
+    call = f"out = m.reward_func(['Q<answer>3 * 8</answer>'], ['Q'], [{label!r}])\n"
+    show = "print(type(out['rewards']).__name__, type(out['scores']).__name__)\n"
+    example = ("import runpy, types\n"
+               "m = types.SimpleNamespace(**runpy.run_path('examples/openrlhf_reward.py'))\n")
+    adapter = "import sys\nimport rewards.adapters.openrlhf as m\nassert 'torch' not in sys.modules\n"
+    for setup, expected in ((example, ["Tensor", "Tensor"]), (adapter, ["list", "list"])):
+        done = subprocess.run([sys.executable, "-c", setup + call + show], capture_output=True, text=True,
+                              timeout=120, cwd=root)
+        assert done.stdout.split() == expected, done.stderr
 
 
 def test_openrlhf_format_log_ignores_end_of_turn_tokens():
