@@ -37,8 +37,8 @@ def compute_advantages(batch: RolloutBatch, config: GRPOConfig) -> torch.Tensor:
     if config.scale_rewards == "batch":
         # float64: E[x^2] - E[x]^2 in float32 loses a small spread around a large mean (100 +- 0.01 -> 0)
         valid = batch.rewards[~torch.isnan(batch.rewards)].double()  # (n,)
-        count_ = torch.tensor(float(valid.numel()), dtype=torch.float64)
-        sums = reduce_sum(torch.stack([valid.sum(), (valid**2).sum(), count_]))
+        n_valid = torch.tensor(float(valid.numel()), dtype=torch.float64)
+        sums = reduce_sum(torch.stack([valid.sum(), (valid**2).sum(), n_valid]))
         count = float(sums[2])
         if count > 1:
             mean = sums[0] / count
