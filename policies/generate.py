@@ -121,6 +121,11 @@ def check_request(
         raise ValueError("stop_strings need a tokenizer (pass tokenizer=...)")
     if any(not isinstance(s, str) or not s for s in stop_strings):
         raise ValueError(f"stop_strings must be non-empty strings, got {list(stop_strings)!r}")
+    for s in stop_strings:
+        try:
+            s.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"stop string {s!r} has a lone surrogate: not valid unicode") from None
     longest = max((len(p) for p in prompts), default=0)
     if longest + max_new_tokens + extra_slots > model.config.max_seq_len:
         extra = f" + {extra_slots} draft slots" if extra_slots else ""

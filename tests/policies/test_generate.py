@@ -230,6 +230,8 @@ def test_request_checks():
     for stops in ([""], ["x", ""]):
         with pytest.raises(ValueError, match="stop_strings must be non-empty"):
             generate(model, PROMPTS, max_new_tokens=3, temperature=0, stop_strings=stops, tokenizer=tok)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        generate(model, PROMPTS, max_new_tokens=3, temperature=0, stop_strings=["a\ud800"], tokenizer=tok)
     for temp in (1e-45, 1e-30, 1e-7):
         with pytest.raises(ValueError, match="temperature=0 for greedy"):
             generate(model, PROMPTS, max_new_tokens=2, temperature=temp)
