@@ -41,6 +41,7 @@ __all__ = [
     "make_think_format_reward",
     "tag_count",
     "think_format",
+    "visible",
 ]
 
 
@@ -79,7 +80,7 @@ _OK = RewardResult(1.0, "ok")
 _OPEN_THINK = "<think>"
 
 
-def _visible(text: str) -> bool:
+def visible(text: str) -> bool:
     """True when ``text`` shows something: not only whitespace, zero-width or other invisible characters."""
     return any(c.isprintable() and not c.isspace() for c in text)
 
@@ -199,7 +200,7 @@ class ThinkFormatReward(Reward):
             return "text_between"
         if text[end + len(a_close) :].strip():
             return "text_after_answer"
-        if not _visible(text[begin + len(a_open) : end]):
+        if not visible(text[begin + len(a_open) : end]):
             return "empty_answer"
         return "ok"
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from rewards.format import visible
+
 __all__ = [
     "adversarial_completions",
     "any_completions",
@@ -106,8 +108,7 @@ def r1_completions(answers: st.SearchStrategy[str] | None = None) -> st.SearchSt
         True
     """
     tagless = st.text(st.characters(blacklist_characters="<>"), max_size=80)
-    visible = tagless.filter(lambda a: any(c.isprintable() and not c.isspace() for c in a))
-    answer = answers if answers is not None else visible
+    answer = answers if answers is not None else tagless.filter(visible)
     sep = st.sampled_from(("", "\n", " ", "\n\n"))
     return st.builds(lambda r, s, a: f"<think>{r}</think>{s}<answer>{a}</answer>", tagless, sep, answer)
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["SPLITS", "SPLIT_TRIES", "TEST_SHARE", "UniformStream", "check_split", "family_key", "item_rng",
-           "split_of"]
+__all__ = ["SPLITS", "SPLIT_TRIES", "TEST_SHARE", "UniformStream", "check_split", "draw_on_side",
+           "family_key", "item_rng", "split_of"]
 
 # split name -> spawn-key component; train and test streams are disjoint by construction.
 SPLITS: dict[str, int] = {"train": 0, "test": 1}
@@ -55,6 +57,26 @@ def split_of(key: str) -> str:
     """
     digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return "test" if int.from_bytes(digest, "little") % TEST_SHARE == 0 else "train"
+
+
+_Item = TypeVar("_Item")
+
+
+def draw_on_side(split: str, draw: Callable[[], _Item], key: Callable[[_Item], str], what: str) -> _Item:
+    """Calls ``draw`` until the drawn item's content ``key`` is on ``split``'s side (:func:`split_of`).
+
+    Raises:
+        ValueError: No such item in :data:`SPLIT_TRIES` draws (``what`` names the item in the message).
+
+    Example:
+        >>> draw_on_side("train", iter(range(100)).__next__, lambda n: f"demo {n}", "number") >= 0
+        True
+    """
+    for _ in range(SPLIT_TRIES):
+        item = draw()
+        if split_of(key(item)) == split:
+            return item
+    raise ValueError(f"no {what} on the {split} side after {SPLIT_TRIES} draws; widen the settings")
 
 
 def family_key(name: str) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rlenv.tasks._seeding import SPLIT_TRIES, UniformStream, item_rng, split_of
+from rlenv.tasks._seeding import UniformStream, draw_on_side, item_rng
 
 __all__ = ["KINDS", "generate", "generate_item"]
 
@@ -224,16 +224,17 @@ def generate_item(
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"kinds={kinds!r}: each must be one of {sorted(KINDS)}")
     s = UniformStream(item_rng("code", seed, split, index))
-    for _ in range(SPLIT_TRIES):  # redrawn until the task is on its split's side
+
+    def task() -> tuple:
         kind = s.choice(tuple(kinds))
         signature, preamble, reference, draw, steps = KINDS[kind](s, difficulty)
         numbered = "\n".join(f"{i}. {text[0].upper()}{text[1:]}." for i, (text, *_) in enumerate(steps, 1))
         problem = (f"Write a Python function `solve({signature})`. {preamble}, apply these steps in order:"
                    f"\n{numbered}")
-        if split_of(f"code {problem}") == split:
-            break
-    else:
-        raise ValueError(f"no {kinds} task on the {split} side after {SPLIT_TRIES} draws")
+        return kind, signature, reference, draw, steps, problem
+
+    kind, signature, reference, draw, steps, problem = draw_on_side(
+        split, task, lambda t: f"code {t[-1]}", f"{kinds} task")
     inputs: list[Any] = []
     for _ in range(8 * (3 + difficulty)):  # distinct inputs when the input space allows
         x = draw()

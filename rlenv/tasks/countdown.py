@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlenv.tasks._seeding import SPLIT_TRIES, UniformStream, check_split, item_rng, split_of
+from rlenv.tasks._seeding import UniformStream, check_split, draw_on_side, item_rng
 
 __all__ = [
     "CountdownConfig",
@@ -197,11 +197,8 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train",
     """
     config = config or CountdownConfig()
     s = UniformStream(item_rng("countdown", seed, split, index))
-    for _ in range(SPLIT_TRIES):
-        item = _draw_item(config, s)
-        if split_of(content_key(item["nums"], item["target"])) == split:
-            return item
-    raise ValueError(f"no countdown item on the {split} side after {SPLIT_TRIES} draws; widen the ranges")
+    return draw_on_side(split, lambda: _draw_item(config, s),
+                        lambda item: content_key(item["nums"], item["target"]), "countdown item")
 
 
 def content_key(nums: Sequence[int], target: int) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from rlenv.tasks._seeding import SPLIT_TRIES, UniformStream, item_rng, split_of
+from rlenv.tasks._seeding import UniformStream, draw_on_side, item_rng
 
 __all__ = ["FAMILIES", "format_answer", "generate", "generate_item"]
 
@@ -163,12 +163,13 @@ def generate_item(index: int, *, seed: int = 0, split: str = "train", difficulty
     if unknown or not families:
         raise ValueError(f"families={families!r}: each must be one of {sorted(FAMILIES)}")
     s = UniformStream(item_rng("math", seed, split, index))
-    for _ in range(SPLIT_TRIES):  # redrawn until the problem is on its split's side
+
+    def draw() -> tuple[str, str, Fraction]:
         family = s.choice(tuple(families))
-        problem, answer = FAMILIES[family](s, difficulty)
-        if split_of(f"math {problem}") == split:
-            return {"problem": problem, "answer": format_answer(answer), "family": family}
-    raise ValueError(f"no {families} problem on the {split} side after {SPLIT_TRIES} draws")
+        return (family, *FAMILIES[family](s, difficulty))
+
+    family, problem, answer = draw_on_side(split, draw, lambda d: f"math {d[1]}", f"{families} problem")
+    return {"problem": problem, "answer": format_answer(answer), "family": family}
 
 
 def generate(n: int, *, seed: int = 0, split: str = "train", start: int = 0, difficulty: int = 2,
